@@ -1,0 +1,1 @@
+"""The address book: clients with phone, operator code, tag and time zone."""

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, status
+
+from notiflow.clients import service
+from notiflow.clients.schemas import (
+    ClientCreate,
+    ClientPatch,
+    ClientRead,
+    ClientReplace,
+    ImportResult,
+)
+from notiflow.core.body import read_limited, require_media_type
+from notiflow.core.body import JsonBody
+from notiflow.core.errors import error_responses
+from notiflow.core.pagination import Page, PageDep
+from notiflow.core.types import OperatorCode, Phone, SafeText
+from notiflow.deps import ClockDep, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/clients", tags=["clients"])
+
+ClientId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The client's id.")]
+
+_IMPORT_BODY = {
+    "required": True,
+    "description": (
+        "CSV with the header `phone,operator_code,tag,timezone` (only `phone` is required), or a "
+        "JSON array of clients. Each record is the client's whole state, as in PUT: clients are "
+        "matched by phone, new ones are created and existing ones replaced."
+    ),
+    "content": {
+        "text/csv": {
+            "schema": {"type": "string"},
+            "example": (
+                "phone,operator_code,tag,timezone\n"
+                "79001234567,900,vip,Europe/Moscow\n"
+                "79161234567,,,+03:00\n"
+            ),
+        },
+        "application/json": {
+            "schema": {"type": "array", "items": {"$ref": "#/components/schemas/ClientCreate"}},
+            "example": [
+                {"phone": "79001234567", "tag": "vip", "timezone": "Europe/Moscow"},
+                {"phone": 79161234567},
+            ],
+        },
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[JsonBody],
+    summary="Add a client",
+    responses=error_responses(401, 409, 415, 422),
+)
+async def create_client(
+    data: ClientCreate, session: SessionDep, settings: SettingsDep, clock: ClockDep
+) -> ClientRead:
+    client = await service.create(
+        session, data=data, default_timezone=settings.default_timezone, clock=clock
+    )
+    return ClientRead.model_validate(client)
+
+
+@router.get("", summary="List clients", responses=error_responses(401, 422))
+async def list_clients(
+    session: SessionDep,
+    page: PageDep,
+    tag: Annotated[SafeText | None, Query(max_length=255, description="Exact tag.")] = None,
+    operator_code: Annotated[OperatorCode | None, Query(description="Exact operator code.")] = None,
+    phone: Annotated[Phone | None, Query(description="Exact phone.")] = None,
+) -> Page[ClientRead]:
+    clients, total = await service.list_page(
+        session,
+        tag=tag,
+        operator_code=operator_code,
+        phone=phone,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return Page[ClientRead](
+        items=[ClientRead.model_validate(c) for c in clients],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.post(
+    "/import",
+    summary="Import clients from CSV or JSON (upsert by phone)",
+    openapi_extra={"requestBody": _IMPORT_BODY},
+    responses=error_responses(401, 413, 415, 422),
+)
+async def import_clients(
+    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep
+) -> ImportResult:
+    kind = require_media_type(request, ("text/csv", "application/json"))
+    body = await read_limited(request, settings.import_max_bytes)
+    return await service.import_clients(
+        session,
+        body=body,
+        content_type=kind,
+        default_timezone=settings.default_timezone,
+        clock=clock,
+    )
+
+
+@router.get("/{client_id}", summary="Get a client", responses=error_responses(401, 404, 422))
+async def get_client(client_id: ClientId, session: SessionDep) -> ClientRead:
+    return ClientRead.model_validate(await service.get(session, client_id))
+
+
+@router.put(
+    "/{client_id}",
+    dependencies=[JsonBody],
+    summary="Replace a client",
+    responses=error_responses(401, 404, 409, 415, 422),
+)
+async def replace_client(
+    client_id: ClientId,
+    data: ClientReplace,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> ClientRead:
+    client = await service.replace(
+        session, client_id, data=data, default_timezone=settings.default_timezone, clock=clock
+    )
+    return ClientRead.model_validate(client)
+
+
+@router.patch(
+    "/{client_id}",
+    dependencies=[JsonBody],
+    summary="Change some fields of a client",
+    responses=error_responses(401, 404, 409, 415, 422),
+)
+async def patch_client(
+    client_id: ClientId, data: ClientPatch, session: SessionDep, clock: ClockDep
+) -> ClientRead:
+    client = await service.patch(session, client_id, data=data, clock=clock)
+    return ClientRead.model_validate(client)
+
+
+@router.delete(
+    "/{client_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a client",
+    description="Its messages not yet sent are cancelled and never sent; sent history is kept.",
+    responses=error_responses(401, 404, 422),
+)
+async def delete_client(client_id: ClientId, session: SessionDep, clock: ClockDep) -> None:
+    await service.delete(session, client_id, clock=clock)

@@ -1,0 +1,101 @@
+"""All SQL about clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notiflow.models import Client
+
+# Parameters per statement stay below SQLite's and asyncpg's limits.
+_CHUNK = 5000
+
+
+def _filtered(
+    query: Select[Any], *, tag: str | None, operator_code: str | None, phone: str | None
+) -> Select[Any]:
+    if tag is not None:
+        query = query.where(Client.tag == tag)
+    if operator_code is not None:
+        query = query.where(Client.operator_code == operator_code)
+    if phone is not None:
+        query = query.where(Client.phone == phone)
+    return query
+
+
+async def get(session: AsyncSession, client_id: int) -> Client | None:
+    return await session.get(Client, client_id)
+
+
+async def get_by_phone(session: AsyncSession, phone: str) -> Client | None:
+    return await session.scalar(select(Client).where(Client.phone == phone))
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    tag: str | None,
+    operator_code: str | None,
+    phone: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[Client], int]:
+    query = _filtered(select(Client), tag=tag, operator_code=operator_code, phone=phone)
+    total = await session.scalar(
+        _filtered(
+            select(func.count()).select_from(Client),
+            tag=tag,
+            operator_code=operator_code,
+            phone=phone,
+        )
+    )
+    rows = await session.scalars(query.order_by(Client.id).limit(limit).offset(offset))
+    return rows.all(), int(total or 0)
+
+
+async def add(session: AsyncSession, client: Client) -> Client:
+    session.add(client)
+    await session.flush()
+    return client
+
+
+async def remove(session: AsyncSession, client_id: int) -> None:
+    await session.execute(delete(Client).where(Client.id == client_id))
+
+
+async def existing_phones(session: AsyncSession, phones: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(phones), _CHUNK):
+        chunk = phones[start : start + _CHUNK]
+        rows = await session.scalars(select(Client.phone).where(Client.phone.in_(chunk)))
+        found.update(rows)
+    return found
+
+
+async def upsert_many(
+    session: AsyncSession, rows: Iterable[dict[str, Any]], *, now: datetime
+) -> None:
+    """Insert clients, replacing the fields of those whose phone already exists."""
+    batch = [{**row, "created_at": now, "updated_at": now} for row in rows]
+    if not batch:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(Client)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Client.phone],
+        set_={
+            "operator_code": statement.excluded.operator_code,
+            "tag": statement.excluded.tag,
+            "timezone": statement.excluded.timezone,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    for start in range(0, len(batch), _CHUNK):
+        await session.execute(statement, batch[start : start + _CHUNK])

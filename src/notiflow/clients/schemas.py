@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from notiflow.core.types import OperatorCode, Phone, Tag, TimeZoneName
+
+_CLIENT_EXAMPLE = {"phone": "79001234567", "operator_code": "900", "tag": "vip",
+                   "timezone": "Europe/Moscow"}
+
+
+class ClientCreate(BaseModel):
+    """A new client. ``operator_code`` defaults to digits 2–4 of the phone."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_CLIENT_EXAMPLE]})
+
+    phone: Phone
+    operator_code: OperatorCode | None = Field(
+        default=None, description="3 digits; when omitted, digits 2–4 of the phone."
+    )
+    tag: Tag | None = Field(default=None, description="A free label, at most 255 characters.")
+    timezone: TimeZoneName | None = Field(
+        default=None,
+        description="IANA name or fixed offset; when omitted, NOTIFLOW_DEFAULT_TIMEZONE.",
+    )
+
+
+class ClientReplace(ClientCreate):
+    """The whole client, as for creation: omitted fields take their defaults."""
+
+
+class ClientPatch(BaseModel):
+    """Only the fields sent change."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"tag": "gold"}]})
+
+    phone: Phone | None = None
+    operator_code: OperatorCode | None = None
+    tag: Tag | None = None
+    timezone: TimeZoneName | None = None
+
+
+class ClientRead(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    **_CLIENT_EXAMPLE,
+                    "created_at": "2026-11-22T10:00:00Z",
+                    "updated_at": "2026-11-22T10:00:00Z",
+                }
+            ]
+        },
+    )
+
+    id: int
+    phone: str = Field(description="11 digits starting with 7.")
+    operator_code: str
+    tag: str | None
+    timezone: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImportRejection(BaseModel):
+    row: int = Field(description="1-based position of the record; the CSV header is not counted.")
+    error: str = Field(description="Why the record was not imported.")
+
+
+class ImportResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "created": 2,
+                    "updated": 1,
+                    "rejected": [{"row": 4, "error": "phone: must be 11 digits starting with 7"}],
+                }
+            ]
+        }
+    )
+
+    created: int = Field(description="New clients.")
+    updated: int = Field(description="Existing clients (same phone) that were replaced.")
+    rejected: list[ImportRejection] = Field(description="Records that were not imported.")

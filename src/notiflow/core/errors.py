@@ -1,0 +1,172 @@
+"""Domain errors and their HTTP form.
+
+Services raise these; ``install_error_handlers`` turns them, and FastAPI's own validation errors, into
+one JSON shape: ``{"detail": "<one sentence>", "errors": [{"field", "message", "type"}]}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("notiflow.api")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field; empty for the whole body.")
+    message: str = Field(description="What is wrong with it.")
+    type: str = Field(description="A stable, machine-readable error code.")
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx answer."""
+
+    detail: str = Field(description="One sentence that says what went wrong.")
+    errors: list[FieldError] = Field(
+        default_factory=list, description="Per-field problems, when the input was at fault."
+    )
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "detail": "phone: must be 11 digits starting with 7 (7XXXXXXXXXX)",
+                    "errors": [
+                        {
+                            "field": "phone",
+                            "message": "must be 11 digits starting with 7 (7XXXXXXXXXX)",
+                            "type": "value_error",
+                        }
+                    ],
+                }
+            ]
+        }
+    }
+
+
+class AppError(Exception):
+    """An error whose HTTP status and message are meant for the API user."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    error_type = "bad_request"
+    headers: dict[str, str] | None = None
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+    def body(self) -> ErrorBody:
+        errors = []
+        if self.field is not None:
+            errors.append(FieldError(field=self.field, message=self.detail, type=self.error_type))
+        detail = f"{self.field}: {self.detail}" if self.field else self.detail
+        return ErrorBody(detail=detail, errors=errors)
+
+
+class NotFound(AppError):
+    status_code = status.HTTP_404_NOT_FOUND
+    error_type = "not_found"
+
+
+class Conflict(AppError):
+    status_code = status.HTTP_409_CONFLICT
+    error_type = "conflict"
+
+
+class InvalidInput(AppError):
+    status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+    error_type = "value_error"
+
+
+class UnsupportedMediaType(AppError):
+    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    error_type = "unsupported_media_type"
+
+
+class PayloadTooLarge(AppError):
+    status_code = status.HTTP_413_CONTENT_TOO_LARGE
+    error_type = "too_large"
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        # Keep the location for query/path parameters; the body is implied.
+        parts = parts[1:] if parts[0] == "body" else parts
+    return ".".join(parts)
+
+
+def _clean_message(message: str) -> str:
+    # Pydantic prefixes errors raised by validators with "Value error, ".
+    return message.removeprefix("Value error, ")
+
+
+def _field_error(error: Mapping[str, Any]) -> FieldError:
+    kind = str(error.get("type", "value_error"))
+    loc = error.get("loc", ())
+    if kind == "json_invalid":
+        position = loc[-1] if loc else "?"
+        reason = (error.get("ctx") or {}).get("error", "")
+        return FieldError(
+            field="",
+            message=f"the body is not valid JSON (at character {position}): {reason}".rstrip(": "),
+            type=kind,
+        )
+    return FieldError(
+        field=_field_path(loc), message=_clean_message(str(error.get("msg", "invalid"))), type=kind
+    )
+
+
+def validation_body(errors: Sequence[Any]) -> ErrorBody:
+    field_errors = [_field_error(error) for error in errors]
+    summary = "; ".join(
+        f"{e.field}: {e.message}" if e.field else e.message for e in field_errors[:5]
+    )
+    if len(field_errors) > 5:
+        summary += f"; and {len(field_errors) - 5} more"
+    return ErrorBody(detail=summary or "invalid input", errors=field_errors)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(
+            exc.body().model_dump(), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        body = validation_body(exc.errors())
+        return JSONResponse(body.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = ErrorBody(detail=str(exc.detail))
+        return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = ErrorBody(detail="internal error; the server log has the details")
+        return JSONResponse(body.model_dump(), status_code=500)
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the error codes an endpoint can answer."""
+    descriptions = {
+        401: "Missing or wrong bearer token.",
+        404: "No such id.",
+        409: "Conflict with the current state.",
+        413: "Body too large.",
+        415: "Unsupported content type.",
+        422: "Invalid input; `errors` names each field and what is wrong.",
+    }
+    return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}

@@ -1,0 +1,37 @@
+"""Offset pagination: ``limit`` (default 100, at most 1000) and ``offset``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel, Field
+
+MAX_OFFSET = 2**53  # far beyond any table here, small enough for every database integer
+
+
+class PageParams(BaseModel):
+    limit: int
+    offset: int
+
+
+def _page_params(
+    limit: Annotated[int, Query(ge=1, le=1000, description="Items per page (1–1000).")] = 100,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="Items to skip from the start.")
+    ] = 0,
+) -> PageParams:
+    return PageParams(limit=limit, offset=offset)
+
+
+PageDep = Annotated[PageParams, Depends(_page_params)]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T] = Field(description="This page's items.")
+    total: int = Field(description="Items matching the query across all pages.", examples=[1])
+    limit: int = Field(description="The page size asked for.", examples=[100])
+    offset: int = Field(description="Items skipped.", examples=[0])

@@ -1,0 +1,1 @@
+"""Database access: engines per dialect, sessions, the declarative base and portable column types."""

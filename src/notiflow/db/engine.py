@@ -1,0 +1,48 @@
+"""Engines per dialect and the session factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+
+from notiflow.config import Settings
+
+
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run while one writer writes; foreign keys make ON DELETE rules work;
+    # busy_timeout makes a second writer wait instead of failing at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
+    """Build the engine for ``settings.database_url`` with the options its dialect needs.
+
+    ``pooled=False`` opens a connection per use: for callers that run each request on a new
+    event loop (asyncpg connections belong to the loop that opened them).
+    """
+    kwargs: dict[str, Any] = {}
+    if settings.is_sqlite:
+        kwargs["connect_args"] = {"timeout": 30}
+    if not pooled:
+        kwargs["poolclass"] = NullPool
+    elif not settings.is_sqlite:
+        kwargs["pool_size"] = settings.database_pool_size
+        kwargs["max_overflow"] = settings.database_pool_size
+        kwargs["pool_pre_ping"] = True
+    engine = create_async_engine(settings.database_url, **kwargs)
+    if settings.is_sqlite:
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,1 @@
+"""The delivery engine: scheduler, claim queue and sender."""

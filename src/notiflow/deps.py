@@ -1,0 +1,36 @@
+"""FastAPI dependencies as ``Annotated`` aliases. Everything comes from ``app.state``, set up by
+``create_app``, so tests can build an app with their own settings, database and clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notiflow.config import Settings
+from notiflow.core.clock import Clock
+from notiflow.db.session import transaction
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with transaction(request.app.state.sessionmaker) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+# scope="function": the transaction commits when the endpoint returns, before the answer is sent,
+# so a client never sees a 2xx for work that then failed to commit.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

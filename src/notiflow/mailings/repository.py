@@ -1,0 +1,41 @@
+"""All SQL about mailings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notiflow.models import Mailing, MailingStatus
+from notiflow.stats import repository as counters
+
+
+async def get(session: AsyncSession, mailing_id: int, *, for_update: bool = False) -> Mailing | None:
+    query = select(Mailing).where(Mailing.id == mailing_id)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def add(session: AsyncSession, mailing: Mailing) -> Mailing:
+    session.add(mailing)
+    await session.flush()
+    await counters.create_row(session, mailing.id)
+    return mailing
+
+
+async def remove(session: AsyncSession, mailing_id: int) -> None:
+    await session.execute(delete(Mailing).where(Mailing.id == mailing_id))
+
+
+async def list_page(
+    session: AsyncSession, *, status: MailingStatus | None, limit: int, offset: int
+) -> tuple[Sequence[Mailing], int]:
+    query = select(Mailing)
+    count = select(func.count()).select_from(Mailing)
+    if status is not None:
+        query = query.where(Mailing.status == status.value)
+        count = count.where(Mailing.status == status.value)
+    rows = await session.scalars(query.order_by(Mailing.id.desc()).limit(limit).offset(offset))
+    return rows.all(), int(await session.scalar(count) or 0)

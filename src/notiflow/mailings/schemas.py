@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+
+from notiflow.core.types import OperatorCode, SafeText, Tag, UtcDatetime
+from notiflow.models import MailingStatus
+from notiflow.stats.schemas import MessageCounts
+
+TEXT_MAX = 4096
+
+
+def _naive_time(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("must be a local time without an offset, like 09:00")
+    return value.replace(microsecond=0)
+
+
+def _format_time(value: time) -> str:
+    return value.strftime("%H:%M" if value.second == 0 else "%H:%M:%S")
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+LocalTime = Annotated[
+    time,
+    AfterValidator(_naive_time),
+    PlainSerializer(_format_time, return_type=str),
+    Field(examples=["09:00"]),
+]
+
+
+class MailingFilter(BaseModel):
+    """A client matches when its operator code is in ``operator_codes`` (if non-empty) AND its tag
+    is in ``tags`` (if non-empty). Empty lists match every client."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"operator_codes": ["900", "916"], "tags": ["vip"]}]},
+    )
+
+    operator_codes: Annotated[list[OperatorCode], AfterValidator(_unique)] = Field(
+        default_factory=list, max_length=1000
+    )
+    tags: Annotated[list[Tag], AfterValidator(_unique)] = Field(
+        default_factory=list, max_length=1000
+    )
+
+
+class SendWindow(BaseModel):
+    """Local hours of each client during which messages may go out; may wrap midnight."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"start": "09:00", "end": "21:00"}]}
+    )
+
+    start: LocalTime
+    end: LocalTime
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise ValueError("start and end must differ (leave send_window null for no window)")
+        return self
+
+
+_MAILING_EXAMPLE = {
+    "text": "Black Friday: 30% off everything until Sunday",
+    "start_time": "2026-11-27T09:00:00Z",
+    "end_time": "2026-11-29T21:00:00Z",
+    "filter": {"operator_codes": ["900"], "tags": ["vip"]},
+    "send_window": {"start": "09:00", "end": "21:00"},
+}
+
+Text = Annotated[SafeText, Field(min_length=1, max_length=TEXT_MAX)]
+
+
+class MailingCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_MAILING_EXAMPLE]})
+
+    text: Text = Field(description="The message text, 1 to 4096 characters.")
+    start_time: UtcDatetime = Field(description="When sending starts; no offset means UTC.")
+    end_time: UtcDatetime = Field(
+        description="After it nothing is sent; must be after start_time and in the future."
+    )
+    filter: MailingFilter | None = Field(default=None, description="Empty or null: every client.")
+    send_window: SendWindow | None = Field(
+        default=None, description="Local hours of each client; null: any time."
+    )
+
+
+class MailingReplace(MailingCreate):
+    """The whole mailing, as for creation."""
+
+
+class MailingPatch(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"end_time": "2026-11-30T21:00:00Z"}]},
+    )
+
+    text: Text | None = None
+    start_time: UtcDatetime | None = None
+    end_time: UtcDatetime | None = None
+    filter: MailingFilter | None = None
+    send_window: SendWindow | None = Field(default=None, description="null removes the window.")
+
+
+class MailingRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    **_MAILING_EXAMPLE,
+                    "status": "scheduled",
+                    "created_at": "2026-11-22T10:00:00Z",
+                    "updated_at": "2026-11-22T10:00:00Z",
+                    "stats": MessageCounts().model_dump(),
+                }
+            ]
+        }
+    )
+
+    id: int
+    text: str
+    start_time: datetime
+    end_time: datetime
+    filter: MailingFilter
+    send_window: SendWindow | None
+    status: MailingStatus
+    created_at: datetime
+    updated_at: datetime
+    stats: MessageCounts

@@ -1,0 +1,147 @@
+"""All SQL about messages. Every status change here keeps the mailing counters in step."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notiflow.models import Message, MessageStatus
+from notiflow.stats import repository as counters
+
+UNSENT = (MessageStatus.pending.value, MessageStatus.sending.value)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message row to write as it is: the engine makes them pending; tests seed any status."""
+
+    client_id: int | None
+    status: MessageStatus = MessageStatus.pending
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+
+async def get(session: AsyncSession, message_id: int) -> Message | None:
+    return await session.get(Message, message_id)
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    mailing_id: int,
+    status: MessageStatus | None,
+    limit: int,
+    offset: int,
+) -> Sequence[Message]:
+    query = select(Message).where(Message.mailing_id == mailing_id)
+    if status is not None:
+        query = query.where(Message.status == status.value)
+    rows = await session.scalars(query.order_by(Message.id).limit(limit).offset(offset))
+    return rows.all()
+
+
+async def insert_many(
+    session: AsyncSession, mailing_id: int, messages: Sequence[NewMessage], *, now: datetime
+) -> None:
+    """Write message rows of one mailing and count them."""
+    if not messages:
+        return
+    delta = counters.CounterDelta()
+    rows = []
+    for message in messages:
+        rows.append(
+            {
+                "mailing_id": mailing_id,
+                "client_id": message.client_id,
+                "status": message.status.value,
+                "attempts": message.attempts,
+                "next_attempt_at": message.next_attempt_at,
+                "sent_at": message.sent_at,
+                "last_error": message.last_error,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        delta.move(None, message.status.value)
+        delta.attempts += message.attempts
+        if message.attempts > 1:
+            delta.retried_messages += 1
+        if message.last_error is not None:
+            delta.error(message.last_error)
+        if message.status is MessageStatus.sent:
+            at = message.sent_at or now
+            delta.sent_at(at)
+            delta.finished(at, sent=True)
+        elif message.status is MessageStatus.failed:
+            delta.finished(now, sent=False)
+    await session.execute(insert(Message), rows)
+    await counters.apply(session, mailing_id, delta)
+
+
+async def cancel_unsent_of_mailing(
+    session: AsyncSession, mailing_id: int, *, reason: str, now: datetime
+) -> int:
+    """Cancel every message of a mailing that is not final yet; return how many."""
+    delta = counters.CounterDelta()
+    for old in UNSENT:
+        result = await session.execute(
+            update(Message)
+            .where(Message.mailing_id == mailing_id, Message.status == old)
+            .values(
+                status=MessageStatus.cancelled.value,
+                last_error=reason,
+                next_attempt_at=None,
+                claimed_by=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        changed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if changed:
+            delta.move(old, MessageStatus.cancelled.value, changed)
+    await counters.apply(session, mailing_id, delta)
+    return sum(-change for status, change in delta.statuses.items() if status in UNSENT)
+
+
+async def cancel_unsent_of_client(
+    session: AsyncSession, client_id: int, *, reason: str, now: datetime
+) -> int:
+    """Cancel a client's messages that were not sent yet, across every mailing."""
+    deltas: dict[int, counters.CounterDelta] = defaultdict(counters.CounterDelta)
+    for old in UNSENT:
+        result = await session.execute(
+            update(Message)
+            .where(Message.client_id == client_id, Message.status == old)
+            .values(
+                status=MessageStatus.cancelled.value,
+                last_error=reason,
+                next_attempt_at=None,
+                claimed_by=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(Message.mailing_id)
+            .execution_options(synchronize_session=False)
+        )
+        for mailing_id in result.scalars():
+            deltas[mailing_id].move(old, MessageStatus.cancelled.value)
+    for mailing_id, delta in sorted(deltas.items()):
+        await counters.apply(session, mailing_id, delta)
+    return sum(d.statuses.get(MessageStatus.cancelled.value, 0) for d in deltas.values())
+
+
+async def count(session: AsyncSession, mailing_id: int) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(Message).where(Message.mailing_id == mailing_id)
+        )
+        or 0
+    )

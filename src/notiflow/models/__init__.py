@@ -1,0 +1,20 @@
+"""ORM models, one file per table. Importing this package registers every table on ``Base.metadata``."""
+
+from notiflow.models.api_token import ApiToken
+from notiflow.models.client import Client
+from notiflow.models.mailing import Mailing, MailingStatus
+from notiflow.models.mailing_stats import MailingError, MailingStats, MailingTimeline
+from notiflow.models.message import FINAL_STATUSES, Message, MessageStatus
+
+__all__ = [
+    "FINAL_STATUSES",
+    "ApiToken",
+    "Client",
+    "Mailing",
+    "MailingError",
+    "MailingStats",
+    "MailingStatus",
+    "MailingTimeline",
+    "Message",
+    "MessageStatus",
+]

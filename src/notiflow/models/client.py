@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from notiflow.core.clock import utcnow
+from notiflow.db.base import Base
+from notiflow.db.types import BigId, UTCDateTime
+
+
+class Client(Base):
+    """An entry of the address book."""
+
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(11), unique=True)
+    operator_code: Mapped[str] = mapped_column(String(3))
+    tag: Mapped[str | None] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # Audience selection filters by operator code and tag.
+    __table_args__ = (
+        Index("ix_clients_operator_code_tag", "operator_code", "tag"),
+        Index("ix_clients_tag", "tag"),
+    )

@@ -1,0 +1,1 @@
+"""Statistics: per-mailing counters kept with every message change, and their reports."""

@@ -1,0 +1,211 @@
+"""Counter SQL. Every change of a message's status goes through ``apply``, in the same transaction.
+
+Counters are updated with relative increments (``pending = pending + :d``), so concurrent
+transactions of several workers compose, and a row lock on one mailing's counters is held only
+until the transaction that changed its messages commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notiflow.models import (
+    Mailing,
+    MailingError,
+    MailingStats,
+    MailingStatus,
+    MailingTimeline,
+    Message,
+    MessageStatus,
+)
+
+STATUS_COLUMNS = tuple(status.value for status in MessageStatus)
+
+
+@dataclass
+class CounterDelta:
+    """What one transaction did to one mailing's messages."""
+
+    statuses: dict[str, int] = field(default_factory=dict)
+    total: int = 0
+    attempts: int = 0
+    retried_messages: int = 0
+    first_sent_at: datetime | None = None
+    last_sent_at: datetime | None = None
+    errors: dict[str, int] = field(default_factory=dict)
+    # minute → (sent, failed)
+    timeline: dict[datetime, list[int]] = field(default_factory=dict)
+
+    def move(self, old: str | None, new: str, count: int = 1) -> None:
+        if old is not None:
+            self.statuses[old] = self.statuses.get(old, 0) - count
+        self.statuses[new] = self.statuses.get(new, 0) + count
+        if old is None:
+            self.total += count
+
+    def sent_at(self, at: datetime) -> None:
+        if self.first_sent_at is None or at < self.first_sent_at:
+            self.first_sent_at = at
+        if self.last_sent_at is None or at > self.last_sent_at:
+            self.last_sent_at = at
+
+    def finished(self, at: datetime, *, sent: bool) -> None:
+        minute = at.replace(second=0, microsecond=0)
+        bucket = self.timeline.setdefault(minute, [0, 0])
+        bucket[0 if sent else 1] += 1
+
+    def error(self, kind: str, count: int = 1) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + count
+
+
+def _insert(session: AsyncSession) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def create_row(session: AsyncSession, mailing_id: int) -> None:
+    session.add(MailingStats(mailing_id=mailing_id))
+    await session.flush()
+
+
+async def apply(session: AsyncSession, mailing_id: int, delta: CounterDelta) -> None:
+    values: dict[str, Any] = {}
+    for status, change in delta.statuses.items():
+        if change:
+            column = getattr(MailingStats, status)
+            values[status] = column + change
+    if delta.total:
+        values["total"] = MailingStats.total + delta.total
+    if delta.attempts:
+        values["attempts"] = MailingStats.attempts + delta.attempts
+    if delta.retried_messages:
+        values["retried_messages"] = MailingStats.retried_messages + delta.retried_messages
+    if delta.first_sent_at is not None:
+        values["first_sent_at"] = case(
+            (
+                (MailingStats.first_sent_at.is_(None))
+                | (MailingStats.first_sent_at > delta.first_sent_at),
+                delta.first_sent_at,
+            ),
+            else_=MailingStats.first_sent_at,
+        )
+    if delta.last_sent_at is not None:
+        values["last_sent_at"] = case(
+            (
+                (MailingStats.last_sent_at.is_(None))
+                | (MailingStats.last_sent_at < delta.last_sent_at),
+                delta.last_sent_at,
+            ),
+            else_=MailingStats.last_sent_at,
+        )
+    if values:
+        await session.execute(
+            update(MailingStats).where(MailingStats.mailing_id == mailing_id).values(**values)
+        )
+    insert = _insert(session)
+    if delta.errors:
+        statement = insert(MailingError)
+        statement = statement.on_conflict_do_update(
+            index_elements=[MailingError.mailing_id, MailingError.error],
+            set_={"count": MailingError.count + statement.excluded.count},
+        )
+        await session.execute(
+            statement,
+            [
+                {"mailing_id": mailing_id, "error": kind[:100], "count": count}
+                for kind, count in delta.errors.items()
+            ],
+        )
+    if delta.timeline:
+        statement = insert(MailingTimeline)
+        statement = statement.on_conflict_do_update(
+            index_elements=[MailingTimeline.mailing_id, MailingTimeline.at],
+            set_={
+                "sent": MailingTimeline.sent + statement.excluded.sent,
+                "failed": MailingTimeline.failed + statement.excluded.failed,
+            },
+        )
+        await session.execute(
+            statement,
+            [
+                {"mailing_id": mailing_id, "at": at, "sent": sent, "failed": failed}
+                for at, (sent, failed) in delta.timeline.items()
+            ],
+        )
+
+
+async def get(session: AsyncSession, mailing_id: int) -> MailingStats | None:
+    return await session.get(MailingStats, mailing_id)
+
+
+async def for_mailings(
+    session: AsyncSession, mailing_ids: Sequence[int]
+) -> dict[int, MailingStats]:
+    if not mailing_ids:
+        return {}
+    rows = await session.scalars(
+        select(MailingStats).where(MailingStats.mailing_id.in_(mailing_ids))
+    )
+    return {row.mailing_id: row for row in rows}
+
+
+async def errors(session: AsyncSession, mailing_id: int, limit: int = 50) -> list[tuple[str, int]]:
+    rows = await session.execute(
+        select(MailingError.error, MailingError.count)
+        .where(MailingError.mailing_id == mailing_id)
+        .order_by(MailingError.count.desc(), MailingError.error)
+        .limit(limit)
+    )
+    return [(error, int(count)) for error, count in rows]
+
+
+async def timeline(
+    session: AsyncSession, mailing_id: int, limit: int = 1440
+) -> list[tuple[datetime, int, int]]:
+    rows = await session.execute(
+        select(MailingTimeline.at, MailingTimeline.sent, MailingTimeline.failed)
+        .where(MailingTimeline.mailing_id == mailing_id)
+        .order_by(MailingTimeline.at.desc())
+        .limit(limit)
+    )
+    return sorted((at, int(sent), int(failed)) for at, sent, failed in rows)
+
+
+async def totals(session: AsyncSession) -> dict[str, int]:
+    """Message counts by status over every mailing."""
+    columns = [func.coalesce(func.sum(getattr(MailingStats, name)), 0) for name in STATUS_COLUMNS]
+    row = (await session.execute(select(func.coalesce(func.sum(MailingStats.total), 0), *columns))).one()
+    return {"total": int(row[0]), **{name: int(v) for name, v in zip(STATUS_COLUMNS, row[1:], strict=True)}}
+
+
+async def mailings_by_status(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(Mailing.status, func.count()).group_by(Mailing.status))
+    counts = {status.value: 0 for status in MailingStatus}
+    counts.update({status: int(count) for status, count in rows})
+    return counts
+
+
+async def recount(session: AsyncSession, mailing_id: int) -> dict[str, int]:
+    """Count a mailing's messages by status the slow way, from the messages themselves."""
+    rows = await session.execute(
+        select(Message.status, func.count())
+        .where(Message.mailing_id == mailing_id)
+        .group_by(Message.status)
+    )
+    counts = dict.fromkeys(STATUS_COLUMNS, 0)
+    counts.update({status: int(count) for status, count in rows})
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def counts_of(stats: MailingStats | None) -> Mapping[str, int]:
+    if stats is None:
+        return {"total": 0, **dict.fromkeys(STATUS_COLUMNS, 0)}
+    return {"total": stats.total, **{name: getattr(stats, name) for name in STATUS_COLUMNS}}
