@@ -116,7 +116,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, api_tokens=[TOKEN], _env_file=None)  # type: ignore[call-arg]
+    return Settings(database_url=db_url, api_tokens=[TOKEN], _env_file=None)
 
 
 @pytest.fixture

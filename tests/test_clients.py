@@ -34,8 +34,20 @@ async def test_phone_forms_accepted(api: httpx.AsyncClient, phone: object, store
 
 @pytest.mark.parametrize(
     "phone",
-    ["89001234567", "7900123456", "790012345678", "7900123456a", "+7 900 123 45 67", "", None,
-     True, 7.9e10, [], "++79001234567", "7900123456\x00"],
+    [
+        "89001234567",
+        "7900123456",
+        "790012345678",
+        "7900123456a",
+        "+7 900 123 45 67",
+        "",
+        None,
+        True,
+        7.9e10,
+        [],
+        "++79001234567",
+        "7900123456\x00",
+    ],
 )
 async def test_bad_phone_is_422(api: httpx.AsyncClient, phone: object) -> None:
     response = await api.post("/api/v1/clients", json={"phone": phone})
@@ -64,21 +76,29 @@ async def test_missing_phone_is_422(api: httpx.AsyncClient) -> None:
     ],
 )
 async def test_timezones_normalized(api: httpx.AsyncClient, timezone: str, stored: str) -> None:
-    response = await api.post("/api/v1/clients", json={"phone": "79001234567", "timezone": timezone})
+    response = await api.post(
+        "/api/v1/clients", json={"phone": "79001234567", "timezone": timezone}
+    )
     assert response.status_code == 201, response.text
     assert response.json()["timezone"] == stored
 
 
-@pytest.mark.parametrize("timezone", ["Mars/Olympus", "+15:00", "+03:60", "timezone", "", "Europe/"])
+@pytest.mark.parametrize(
+    "timezone", ["Mars/Olympus", "+15:00", "+03:60", "timezone", "", "Europe/"]
+)
 async def test_bad_timezone_is_422(api: httpx.AsyncClient, timezone: str) -> None:
-    response = await api.post("/api/v1/clients", json={"phone": "79001234567", "timezone": timezone})
+    response = await api.post(
+        "/api/v1/clients", json={"phone": "79001234567", "timezone": timezone}
+    )
     assert response.status_code == 422, response.text
     assert error_fields(response) == ["timezone"]
 
 
 @pytest.mark.parametrize("code", ["90", "9000", "abc", "", " 900"])
 async def test_bad_operator_code_is_422(api: httpx.AsyncClient, code: str) -> None:
-    response = await api.post("/api/v1/clients", json={"phone": "79001234567", "operator_code": code})
+    response = await api.post(
+        "/api/v1/clients", json={"phone": "79001234567", "operator_code": code}
+    )
     assert response.status_code == 422, response.text
     assert error_fields(response) == ["operator_code"]
 
@@ -139,7 +159,11 @@ async def test_patch_changes_only_sent_fields(api: httpx.AsyncClient) -> None:
     response = await api.patch(f"/api/v1/clients/{client['id']}", json={"tag": "gold"})
     assert response.status_code == 200
     body = response.json()
-    assert (body["tag"], body["timezone"], body["phone"]) == ("gold", "Europe/Moscow", "79001234567")
+    assert (body["tag"], body["timezone"], body["phone"]) == (
+        "gold",
+        "Europe/Moscow",
+        "79001234567",
+    )
     cleared = await api.patch(f"/api/v1/clients/{client['id']}", json={"tag": None})
     assert cleared.json()["tag"] is None
     null_phone = await api.patch(f"/api/v1/clients/{client['id']}", json={"phone": None})
@@ -155,7 +179,12 @@ async def test_patch_phone_conflict(api: httpx.AsyncClient) -> None:
 
 
 async def test_unknown_id_is_404_everywhere(api: httpx.AsyncClient) -> None:
-    for method, body in (("GET", None), ("PUT", {"phone": "79001234567"}), ("PATCH", {}), ("DELETE", None)):
+    for method, body in (
+        ("GET", None),
+        ("PUT", {"phone": "79001234567"}),
+        ("PATCH", {}),
+        ("DELETE", None),
+    ):
         response = await api.request(method, "/api/v1/clients/999", json=body)
         assert response.status_code == 404, (method, response.text)
         assert "999" in response.json()["detail"]
@@ -190,7 +219,9 @@ async def test_list_filters_and_pagination(api: httpx.AsyncClient) -> None:
     assert by_phone["total"] == 1
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"offset": -1}, {"operator_code": "1"}])
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 1001}, {"offset": -1}, {"operator_code": "1"}]
+)
 async def test_list_bad_params(api: httpx.AsyncClient, params: dict[str, int | str]) -> None:
     response = await api.get("/api/v1/clients", params=params)
     assert response.status_code == 422

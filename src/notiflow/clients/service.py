@@ -112,9 +112,7 @@ async def _flush(session: AsyncSession, client: Client) -> None:
 async def delete(session: AsyncSession, client_id: int, *, clock: Clock) -> None:
     await get(session, client_id)
     # Unsent messages are cancelled first, while they still point at the client.
-    await messages.cancel_unsent_of_client(
-        session, client_id, reason="client deleted", now=clock()
-    )
+    await messages.cancel_unsent_of_client(session, client_id, reason="client deleted", now=clock())
     await repository.remove(session, client_id)
 
 
@@ -210,14 +208,18 @@ def _csv_records(body: bytes) -> Iterable[tuple[int, Any]]:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"the CSV body is not UTF-8 text ({exc.reason} at byte {exc.start})")
+        raise InvalidInput(
+            f"the CSV body is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     if "\x00" in text:
         raise InvalidInput("the CSV body contains NUL characters")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
-        raise InvalidInput("the CSV body is empty: expected a header phone,operator_code,tag,timezone") from None
+        raise InvalidInput(
+            "the CSV body is empty: expected a header phone,operator_code,tag,timezone"
+        ) from None
     except csv.Error as exc:
         raise InvalidInput(f"the CSV header cannot be read: {exc}") from None
     columns = [name.strip().lower() for name in header]
@@ -274,10 +276,7 @@ async def import_clients(
     clock: Clock,
 ) -> ImportResult:
     """Upsert clients by phone from CSV or a JSON array. Bad records are reported, not written."""
-    if content_type == "text/csv":
-        records = _csv_records(body)
-    else:
-        records = _json_records(body)
+    records = _csv_records(body) if content_type == "text/csv" else _json_records(body)
     broken: list[ImportRejection] = []
 
     def _good(items: Iterable[tuple[int, Any]]) -> Iterable[tuple[int, Any]]:
@@ -292,6 +291,4 @@ async def import_clients(
     existing = await repository.existing_phones(session, [row["phone"] for row in rows])
     await repository.upsert_many(session, rows, now=clock())
     rejected = sorted(broken + parsed.rejected, key=lambda item: item.row)
-    return ImportResult(
-        created=len(rows) - len(existing), updated=len(existing), rejected=rejected
-    )
+    return ImportResult(created=len(rows) - len(existing), updated=len(existing), rejected=rejected)

@@ -1,7 +1,8 @@
 """Domain errors and their HTTP form.
 
-Services raise these; ``install_error_handlers`` turns them, and FastAPI's own validation errors, into
-one JSON shape: ``{"detail": "<one sentence>", "errors": [{"field", "message", "type"}]}``.
+Services raise these; ``install_error_handlers`` turns them, and FastAPI's own validation
+errors, into one JSON shape:
+``{"detail": "<one sentence>", "errors": [{"field", "message", "type"}]}``.
 """
 
 from __future__ import annotations

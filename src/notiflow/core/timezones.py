@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta, timezone, tzinfo
+from datetime import UTC, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -48,7 +48,7 @@ def normalize_timezone(value: str) -> str:
 def get_tzinfo(name: str) -> tzinfo:
     """The ``tzinfo`` of a normalized time zone name."""
     if name == "UTC":
-        return timezone.utc
+        return UTC
     if name[0] in "+-":
         sign = 1 if name[0] == "+" else -1
         hours, minutes = int(name[1:3]), int(name[4:6])

@@ -79,7 +79,7 @@ Phone = Annotated[
                 {"type": "string", "pattern": r"^\+?7\d{10}$"},
                 {"type": "integer", "minimum": 70000000000, "maximum": 79999999999},
             ],
-            "description": "11 digits starting with 7; a string or an integer, a leading + is allowed.",
+            "description": "11 digits starting with 7, a string or an integer; + may lead.",
             "examples": ["79001234567"],
         }
     ),
@@ -92,7 +92,9 @@ OperatorCode = Annotated[
 Tag = Annotated[
     str,
     AfterValidator(check_tag),
-    Field(max_length=TAG_MAX, examples=["vip"], description="A free label, at most 255 characters."),
+    Field(
+        max_length=TAG_MAX, examples=["vip"], description="A free label, at most 255 characters."
+    ),
 ]
 TimeZoneName = Annotated[
     str,

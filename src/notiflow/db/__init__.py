@@ -1,1 +1,1 @@
-"""Database access: engines per dialect, sessions, the declarative base and portable column types."""
+"""Database access: engines per dialect, sessions, the declarative base, portable types."""

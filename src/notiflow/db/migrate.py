@@ -17,7 +17,7 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the schema of ``database_url`` up to ``revision``. Must not run inside an event loop."""
+    """Bring the schema of ``database_url`` up to ``revision``; not from inside an event loop."""
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -16,10 +16,10 @@ class EngineSignal:
     def notify(self) -> None:
         self._event.set()
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait until notified or ``timeout`` seconds pass; return whether notified."""
+    async def wait(self, seconds: float) -> bool:
+        """Wait until notified or ``seconds`` pass; return whether notified."""
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            await asyncio.wait_for(self._event.wait(), seconds)
         except TimeoutError:
             return False
         finally:

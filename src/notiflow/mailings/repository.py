@@ -11,7 +11,9 @@ from notiflow.models import Mailing, MailingStatus
 from notiflow.stats import repository as counters
 
 
-async def get(session: AsyncSession, mailing_id: int, *, for_update: bool = False) -> Mailing | None:
+async def get(
+    session: AsyncSession, mailing_id: int, *, for_update: bool = False
+) -> Mailing | None:
     query = select(Mailing).where(Mailing.id == mailing_id)
     if for_update:
         query = query.with_for_update()

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -75,7 +75,7 @@ class SendWindow(BaseModel):
         return self
 
 
-_MAILING_EXAMPLE = {
+_MAILING_EXAMPLE: dict[str, Any] = {
     "text": "Black Friday: 30% off everything until Sunday",
     "start_time": "2026-11-27T09:00:00Z",
     "end_time": "2026-11-29T21:00:00Z",

@@ -93,7 +93,7 @@ async def update(
     clock: Clock,
     notify: Notify,
 ) -> Mailing:
-    """Apply ``changes`` (field → new value, in API form) under the rules of the mailing's status."""
+    """Apply ``changes`` (field → new value, API form) under the rules of the mailing's status."""
     mailing = await get(session, mailing_id, for_update=True)
     now = clock()
     current = _current(mailing)

@@ -1,4 +1,4 @@
-"""ORM models, one file per table. Importing this package registers every table on ``Base.metadata``."""
+"""ORM models, one file per table. Importing the package registers every table."""
 
 from notiflow.models.api_token import ApiToken
 from notiflow.models.client import Client

@@ -31,9 +31,7 @@ class Message(Base):
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    mailing_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("mailings.id", ondelete="CASCADE")
-    )
+    mailing_id: Mapped[int] = mapped_column(BigId, ForeignKey("mailings.id", ondelete="CASCADE"))
     # NULL once the client is deleted: the sent history stays, the person is gone.
     client_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("clients.id", ondelete="SET NULL")

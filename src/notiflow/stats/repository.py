@@ -181,8 +181,13 @@ async def timeline(
 async def totals(session: AsyncSession) -> dict[str, int]:
     """Message counts by status over every mailing."""
     columns = [func.coalesce(func.sum(getattr(MailingStats, name)), 0) for name in STATUS_COLUMNS]
-    row = (await session.execute(select(func.coalesce(func.sum(MailingStats.total), 0), *columns))).one()
-    return {"total": int(row[0]), **{name: int(v) for name, v in zip(STATUS_COLUMNS, row[1:], strict=True)}}
+    row = (
+        await session.execute(select(func.coalesce(func.sum(MailingStats.total), 0), *columns))
+    ).one()
+    return {
+        "total": int(row[0]),
+        **{name: int(v) for name, v in zip(STATUS_COLUMNS, row[1:], strict=True)},
+    }
 
 
 async def mailings_by_status(session: AsyncSession) -> dict[str, int]:

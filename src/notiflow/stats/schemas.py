@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from notiflow.models import MailingStatus
 
-_COUNTS_EXAMPLE = {
+_COUNTS_EXAMPLE: dict[str, Any] = {
     "total": 100,
     "pending": 10,
     "sending": 5,

@@ -1,0 +1,3 @@
+from notiflow.cli import main
+
+main()

@@ -1,0 +1,325 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from notiflow.messages.repository import NewMessage
+from notiflow.models import MessageStatus
+from tests.conftest import FakeClock
+from tests.helpers import error_fields, iso, make_client, make_mailing, seed_messages
+
+pytestmark = pytest.mark.usefixtures("db_url")
+
+
+async def test_create_future_mailing_is_scheduled(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    mailing = await make_mailing(
+        api,
+        clock.now,
+        filter={"operator_codes": ["900", "900", "916"], "tags": ["vip"]},
+        send_window={"start": "09:00", "end": "21:30"},
+    )
+    assert mailing["status"] == "scheduled"
+    assert mailing["filter"] == {"operator_codes": ["900", "916"], "tags": ["vip"]}
+    assert mailing["send_window"] == {"start": "09:00", "end": "21:30"}
+    assert mailing["stats"] == {
+        "total": 0,
+        "pending": 0,
+        "sending": 0,
+        "sent": 0,
+        "failed": 0,
+        "expired": 0,
+        "cancelled": 0,
+    }
+    assert mailing["start_time"] == iso(clock.now + timedelta(hours=1))
+    fetched = (await api.get(f"/api/v1/mailings/{mailing['id']}")).json()
+    assert fetched == mailing
+
+
+async def test_create_due_mailing_is_running(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    mailing = await make_mailing(api, clock.now, start_in=timedelta(minutes=-5))
+    assert mailing["status"] == "running"
+
+
+async def test_naive_times_are_utc(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    start = (clock.now + timedelta(days=1)).replace(tzinfo=None)
+    body = {
+        "text": "hi",
+        "start_time": start.isoformat(),
+        "end_time": (start + timedelta(hours=1)).isoformat(),
+    }
+    response = await api.post("/api/v1/mailings", json=body)
+    assert response.status_code == 201
+    assert response.json()["start_time"] == start.isoformat() + "Z"
+    offset = {**body, "start_time": start.isoformat() + "+03:00"}
+    shifted = (await api.post("/api/v1/mailings", json=offset)).json()
+    assert shifted["start_time"] == (start - timedelta(hours=3)).isoformat() + "Z"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"text": ""}, "text"),
+        ({"text": "x" * 4097}, "text"),
+        ({"text": "a\x00b"}, "text"),
+        ({"text": None}, "text"),
+        ({"start_time": "tomorrow"}, "start_time"),
+        ({"end_time": "2020-01-01T00:00:00Z", "start_time": "2019-01-01T00:00:00Z"}, "end_time"),
+        ({"filter": {"operator_codes": ["9000"]}}, "filter.operator_codes.0"),
+        ({"filter": {"tags": ["t" * 256]}}, "filter.tags.0"),
+        ({"filter": {"colours": []}}, "filter.colours"),
+        ({"send_window": {"start": "25:00", "end": "21:00"}}, "send_window.start"),
+        ({"send_window": {"start": "09:00", "end": "09:00"}}, "send_window"),
+        ({"send_window": {"start": "09:00+03:00", "end": "10:00"}}, "send_window.start"),
+        ({"send_window": {"start": "09:00"}}, "send_window.end"),
+    ],
+)
+async def test_create_invalid(
+    api: httpx.AsyncClient, clock: FakeClock, change: dict[str, Any], field: str
+) -> None:
+    body = {
+        "text": "hello",
+        "start_time": iso(clock.now + timedelta(hours=1)),
+        "end_time": iso(clock.now + timedelta(hours=2)),
+        **change,
+    }
+    response = await api.post("/api/v1/mailings", json=body)
+    assert response.status_code == 422, response.text
+    assert field in error_fields(response)
+
+
+async def test_end_must_follow_start(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    response = await api.post(
+        "/api/v1/mailings",
+        json={
+            "text": "x",
+            "start_time": iso(clock.now + timedelta(hours=2)),
+            "end_time": iso(clock.now + timedelta(hours=1)),
+        },
+    )
+    assert response.status_code == 422
+    assert error_fields(response) == ["end_time"]
+    assert "after start_time" in response.json()["detail"]
+
+
+async def test_window_may_wrap_midnight(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    mailing = await make_mailing(api, clock.now, send_window={"start": "22:00", "end": "06:00"})
+    assert mailing["send_window"] == {"start": "22:00", "end": "06:00"}
+
+
+async def test_scheduled_mailing_may_change_everything(
+    api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    mailing = await make_mailing(api, clock.now)
+    url = f"/api/v1/mailings/{mailing['id']}"
+    response = await api.patch(url, json={"text": "new text", "filter": {"tags": ["a"]}})
+    assert response.status_code == 200
+    assert response.json()["text"] == "new text"
+    assert response.json()["filter"] == {"operator_codes": [], "tags": ["a"]}
+    replaced = await api.put(
+        url,
+        json={
+            "text": "third",
+            "start_time": iso(clock.now + timedelta(hours=3)),
+            "end_time": iso(clock.now + timedelta(hours=4)),
+        },
+    )
+    assert replaced.status_code == 200
+    body = replaced.json()
+    assert (body["text"], body["filter"], body["send_window"]) == (
+        "third",
+        {"operator_codes": [], "tags": []},
+        None,
+    )
+
+
+async def test_moving_start_into_the_past_starts_it(
+    api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    mailing = await make_mailing(api, clock.now)
+    response = await api.patch(
+        f"/api/v1/mailings/{mailing['id']}", json={"start_time": iso(clock.now)}
+    )
+    assert response.json()["status"] == "running"
+
+
+async def test_running_mailing_edit_rules(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    mailing = await make_mailing(api, clock.now, start_in=timedelta(0))
+    assert mailing["status"] == "running"
+    url = f"/api/v1/mailings/{mailing['id']}"
+    for change in (
+        {"text": "other"},
+        {"start_time": iso(clock.now + timedelta(minutes=1))},
+        {"filter": {"tags": ["x"]}},
+    ):
+        response = await api.patch(url, json=change)
+        assert response.status_code == 409, change
+        assert error_fields(response) == [next(iter(change))]
+    later = iso(clock.now + timedelta(hours=5))
+    ok = await api.patch(
+        url, json={"end_time": later, "send_window": {"start": "10:00", "end": "11:00"}}
+    )
+    assert ok.status_code == 200
+    assert ok.json()["end_time"] == later
+    # PUT with the frozen fields unchanged is fine.
+    current = ok.json()
+    put = await api.put(
+        url,
+        json={
+            "text": current["text"],
+            "start_time": current["start_time"],
+            "end_time": current["end_time"],
+            "filter": current["filter"],
+            "send_window": None,
+        },
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["send_window"] is None
+    past = await api.patch(url, json={"end_time": iso(clock.now - timedelta(minutes=1))})
+    assert past.status_code == 422
+    assert error_fields(past) == ["end_time"]
+
+
+async def test_cancelled_and_completed_are_frozen(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    mailing = await make_mailing(api, clock.now)
+    url = f"/api/v1/mailings/{mailing['id']}"
+    cancelled = await api.post(f"{url}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert (await api.patch(url, json={"text": "x"})).status_code == 409
+    assert (
+        await api.patch(url, json={"end_time": iso(clock.now + timedelta(days=3))})
+    ).status_code == 409
+    assert (await api.post(f"{url}/start")).status_code == 409
+    again = await api.post(f"{url}/cancel")  # cancelling twice is harmless
+    assert again.status_code == 200
+
+
+async def test_completed_mailing_is_frozen(
+    app: Any, api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    from notiflow.db.session import transaction
+    from notiflow.models import Mailing
+
+    mailing = await make_mailing(api, clock.now, start_in=timedelta(0))
+    async with transaction(app.state.sessionmaker) as session:
+        row = await session.get(Mailing, mailing["id"])
+        assert row is not None
+        row.status = "completed"
+    url = f"/api/v1/mailings/{mailing['id']}"
+    assert (
+        await api.patch(url, json={"end_time": iso(clock.now + timedelta(days=3))})
+    ).status_code == 409
+    assert (await api.post(f"{url}/cancel")).status_code == 409
+    assert (await api.post(f"{url}/start")).status_code == 409
+
+
+async def test_start_now(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    mailing = await make_mailing(api, clock.now, start_in=timedelta(days=1))
+    response = await api.post(f"/api/v1/mailings/{mailing['id']}/start")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "running"
+    assert body["start_time"] == iso(clock.now)
+    assert (await api.post(f"/api/v1/mailings/{mailing['id']}/start")).status_code == 409
+
+
+async def test_start_after_end_time_is_409(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    mailing = await make_mailing(api, clock.now, start_in=timedelta(hours=1))
+    clock.advance(hours=4)
+    response = await api.post(f"/api/v1/mailings/{mailing['id']}/start")
+    assert response.status_code == 409
+    assert error_fields(response) == ["end_time"]
+
+
+async def test_cancel_cancels_unfinished_messages(
+    app: Any, api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    mailing = await make_mailing(api, clock.now, start_in=timedelta(0))
+    clients = [await make_client(api, f"7900000000{i}") for i in range(4)]
+    statuses = [
+        MessageStatus.pending,
+        MessageStatus.sending,
+        MessageStatus.sent,
+        MessageStatus.failed,
+    ]
+    await seed_messages(
+        app,
+        mailing["id"],
+        [NewMessage(client_id=c["id"], status=s) for c, s in zip(clients, statuses, strict=True)],
+        now=clock.now,
+    )
+    response = await api.post(f"/api/v1/mailings/{mailing['id']}/cancel")
+    assert response.json()["stats"] == {
+        "total": 4,
+        "pending": 0,
+        "sending": 0,
+        "sent": 1,
+        "failed": 1,
+        "expired": 0,
+        "cancelled": 2,
+    }
+    cancelled = (
+        await api.get(f"/api/v1/mailings/{mailing['id']}/messages", params={"status": "cancelled"})
+    ).json()
+    assert cancelled["total"] == 2
+    assert {m["last_error"] for m in cancelled["items"]} == {"mailing cancelled"}
+
+
+async def test_delete_mailing_deletes_messages(
+    app: Any, api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    mailing = await make_mailing(api, clock.now, start_in=timedelta(0))
+    client = await make_client(api, "79000000001")
+    await seed_messages(app, mailing["id"], [NewMessage(client_id=client["id"])], now=clock.now)
+    message_id = (await api.get(f"/api/v1/mailings/{mailing['id']}/messages")).json()["items"][0][
+        "id"
+    ]
+    assert (await api.delete(f"/api/v1/mailings/{mailing['id']}")).status_code == 204
+    assert (await api.get(f"/api/v1/mailings/{mailing['id']}")).status_code == 404
+    assert (await api.get(f"/api/v1/messages/{message_id}")).status_code == 404
+    assert (await api.get("/api/v1/stats")).json()["messages"]["total"] == 0
+    assert (await api.get(f"/api/v1/clients/{client['id']}")).status_code == 200
+
+
+async def test_unknown_mailing_is_404(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    calls = [
+        ("GET", "/api/v1/mailings/77", None),
+        ("PATCH", "/api/v1/mailings/77", {"text": "x"}),
+        (
+            "PUT",
+            "/api/v1/mailings/77",
+            {
+                "text": "x",
+                "start_time": iso(clock.now),
+                "end_time": iso(clock.now + timedelta(hours=1)),
+            },
+        ),
+        ("DELETE", "/api/v1/mailings/77", None),
+        ("POST", "/api/v1/mailings/77/start", None),
+        ("POST", "/api/v1/mailings/77/cancel", None),
+        ("GET", "/api/v1/mailings/77/stats", None),
+        ("GET", "/api/v1/mailings/77/messages", None),
+        ("GET", "/api/v1/messages/77", None),
+    ]
+    for method, url, body in calls:
+        response = await api.request(method, url, json=body)
+        assert response.status_code == 404, (method, url, response.text)
+        assert "77" in response.json()["detail"]
+
+
+async def test_list_by_status_newest_first(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    first = await make_mailing(api, clock.now)
+    second = await make_mailing(api, clock.now, start_in=timedelta(0))
+    third = await make_mailing(api, clock.now)
+    page = (await api.get("/api/v1/mailings")).json()
+    assert [m["id"] for m in page["items"]] == [third["id"], second["id"], first["id"]]
+    assert page["total"] == 3
+    scheduled = (await api.get("/api/v1/mailings", params={"status": "scheduled"})).json()
+    assert [m["id"] for m in scheduled["items"]] == [third["id"], first["id"]]
+    assert all("stats" in m for m in scheduled["items"])
+    bad = await api.get("/api/v1/mailings", params={"status": "paused"})
+    assert bad.status_code == 422
+    assert error_fields(bad) == ["query.status"]
