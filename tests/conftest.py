@@ -78,7 +78,7 @@ def postgres_url() -> Iterator[str]:
         if _require_pg():
             pytest.fail(f"{reason} (NOTIFLOW_TEST_REQUIRE_POSTGRES is set)")
         _pg_skip_reason.append(reason)
-        pytest.skip(reason)
+        pytest.skip("PostgreSQL is not reachable (see the banner at the end)")
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     upgrade(url)
     yield url
@@ -150,8 +150,9 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"notiflow: PostgreSQL at {make_url(url)!r} ({required})"
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _pg_skip_reason:
+def pytest_unconfigure(config: pytest.Config) -> None:
+    terminalreporter = config.pluginmanager.get_plugin("terminalreporter")
+    if _pg_skip_reason and terminalreporter is not None:
         bar = "!" * 78
         terminalreporter.write_line(bar, red=True, bold=True)
         terminalreporter.write_line(
