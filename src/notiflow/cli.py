@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from notiflow import __version__
 from notiflow.config import Settings
 from notiflow.logging import configure_logging
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 app = typer.Typer(
     name="notiflow",
@@ -27,6 +31,7 @@ token_app = typer.Typer(help="Manage API tokens stored in the database.", no_arg
 app.add_typer(token_app, name="token")
 
 log = logging.getLogger("notiflow")
+T = TypeVar("T")
 
 HostOption = Annotated[str, typer.Option(help="Address to listen on.")]
 PortOption = Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)]
@@ -44,23 +49,36 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-async def _ensure_token(settings: Settings) -> str | None:
-    """Make a token on first start when none is configured; return it to print, else None."""
-    from notiflow.auth import service
+def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one committed transaction on the configured database."""
     from notiflow.db.engine import create_engine, create_sessionmaker
     from notiflow.db.session import transaction
 
+    async def run() -> T:
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _ensure_token(settings: Settings) -> str | None:
+    """Make a token on first start when none is configured; return it to print, else None."""
+    from notiflow.auth import service
+
     if settings.api_tokens:
         return None
-    engine = create_engine(settings)
-    try:
-        async with transaction(create_sessionmaker(engine)) as session:
-            if await service.count(session):
-                return None
-            _, plain = await service.create(session, name="generated on first start")
-            return plain
-    finally:
-        await engine.dispose()
+
+    async def work(session: AsyncSession) -> str | None:
+        if await service.count(session):
+            return None
+        _, plain = await service.create(session, name="generated on first start")
+        return plain
+
+    return _in_session(settings, work)
 
 
 @app.command()
@@ -74,7 +92,7 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     settings = _settings()
     log.info("database: %s", _redacted(settings.database_url))
     upgrade(settings.database_url)
-    token = asyncio.run(_ensure_token(settings))
+    token = _ensure_token(settings)
     base = f"http://{host}:{port}"
     lines = [
         "",
@@ -124,46 +142,30 @@ def token_create(
 ) -> None:
     """Make a new API token and print it (it is stored hashed and shown only once)."""
     from notiflow.auth import service
-    from notiflow.db.engine import create_engine, create_sessionmaker
     from notiflow.db.migrate import upgrade
-    from notiflow.db.session import transaction
 
     settings = _settings()
     upgrade(settings.database_url)
 
-    async def run() -> str:
-        engine = create_engine(settings)
-        try:
-            async with transaction(create_sessionmaker(engine)) as session:
-                _, plain = await service.create(session, name=name)
-                return plain
-        finally:
-            await engine.dispose()
+    async def work(session: AsyncSession) -> str:
+        _, plain = await service.create(session, name=name)
+        return plain
 
-    typer.echo(asyncio.run(run()))
+    typer.echo(_in_session(settings, work))
 
 
 @token_app.command("list")
 def token_list() -> None:
     """List stored tokens (ids and names; the tokens themselves are not stored)."""
     from notiflow.auth import service
-    from notiflow.db.engine import create_engine, create_sessionmaker
-    from notiflow.db.session import transaction
 
-    settings = _settings()
+    async def work(session: AsyncSession) -> list[str]:
+        return [
+            f"{t.id}\t{t.name}\t{t.created_at:%Y-%m-%dT%H:%M:%SZ}"
+            for t in await service.list_all(session)
+        ]
 
-    async def run() -> list[str]:
-        engine = create_engine(settings)
-        try:
-            async with transaction(create_sessionmaker(engine)) as session:
-                return [
-                    f"{t.id}\t{t.name}\t{t.created_at:%Y-%m-%dT%H:%M:%SZ}"
-                    for t in await service.list_all(session)
-                ]
-        finally:
-            await engine.dispose()
-
-    rows = asyncio.run(run())
+    rows = _in_session(_settings(), work)
     typer.echo("\n".join(["id\tname\tcreated_at", *rows]))
 
 
@@ -171,20 +173,11 @@ def token_list() -> None:
 def token_revoke(token_id: Annotated[int, typer.Argument(help="Id from `token list`.")]) -> None:
     """Delete a stored token; requests with it are refused from then on."""
     from notiflow.auth import service
-    from notiflow.db.engine import create_engine, create_sessionmaker
-    from notiflow.db.session import transaction
 
-    settings = _settings()
+    async def work(session: AsyncSession) -> bool:
+        return await service.revoke(session, token_id)
 
-    async def run() -> bool:
-        engine = create_engine(settings)
-        try:
-            async with transaction(create_sessionmaker(engine)) as session:
-                return await service.revoke(session, token_id)
-        finally:
-            await engine.dispose()
-
-    if not asyncio.run(run()):
+    if not _in_session(_settings(), work):
         typer.echo(f"no token with id {token_id}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"token {token_id} revoked")

@@ -85,6 +85,17 @@ async def insert_many(
     await counters.apply(session, mailing_id, delta)
 
 
+def _cancelled(reason: str, now: datetime) -> dict[str, object]:
+    return {
+        "status": MessageStatus.cancelled.value,
+        "last_error": reason,
+        "next_attempt_at": None,
+        "claimed_by": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+
+
 async def cancel_unsent_of_mailing(
     session: AsyncSession, mailing_id: int, *, reason: str, now: datetime
 ) -> int:
@@ -94,14 +105,7 @@ async def cancel_unsent_of_mailing(
         result = await session.execute(
             update(Message)
             .where(Message.mailing_id == mailing_id, Message.status == old)
-            .values(
-                status=MessageStatus.cancelled.value,
-                last_error=reason,
-                next_attempt_at=None,
-                claimed_by=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
+            .values(_cancelled(reason, now))
             .execution_options(synchronize_session=False)
         )
         changed = int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -120,14 +124,7 @@ async def cancel_unsent_of_client(
         result = await session.execute(
             update(Message)
             .where(Message.client_id == client_id, Message.status == old)
-            .values(
-                status=MessageStatus.cancelled.value,
-                last_error=reason,
-                next_attempt_at=None,
-                claimed_by=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
+            .values(_cancelled(reason, now))
             .returning(Message.mailing_id)
             .execution_options(synchronize_session=False)
         )
