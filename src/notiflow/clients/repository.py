@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, select, text
+from sqlalchemy import Select, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow.db.types import UTCDateTime
-from notiflow.models import Client
+from notiflow.models import Client, Message
 
 # Parameters per statement stay below SQLite's and asyncpg's limits.
 _CHUNK = 5000
@@ -66,6 +66,10 @@ async def add(session: AsyncSession, client: Client) -> Client:
 
 
 async def remove(session: AsyncSession, client_id: int) -> None:
+    """Delete a client; its messages stay, with ``client_id`` set to NULL."""
+    await session.execute(
+        update(Message).where(Message.client_id == client_id).values(client_id=None)
+    )
     await session.execute(delete(Client).where(Client.id == client_id))
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notiflow.models import Mailing, MailingStatus
+from notiflow.models import Mailing, MailingStatus, Message
 from notiflow.stats import repository as counters
 
 
@@ -28,6 +28,8 @@ async def add(session: AsyncSession, mailing: Mailing) -> Mailing:
 
 
 async def remove(session: AsyncSession, mailing_id: int) -> None:
+    """Delete a mailing with its messages (its counters go by ON DELETE CASCADE)."""
+    await session.execute(delete(Message).where(Message.mailing_id == mailing_id))
     await session.execute(delete(Mailing).where(Mailing.id == mailing_id))
 
 

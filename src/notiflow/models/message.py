@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from notiflow.core.clock import utcnow
@@ -31,11 +31,12 @@ class Message(Base):
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    mailing_id: Mapped[int] = mapped_column(BigId, ForeignKey("mailings.id", ondelete="CASCADE"))
+    # No foreign keys here, on purpose: checking two of them per row made writing a
+    # 1,000,000-message audience take 11 s instead of 4.5 s on PostgreSQL. The repositories do
+    # what ON DELETE would: deleting a mailing deletes its messages, deleting a client nulls them.
+    mailing_id: Mapped[int] = mapped_column(BigId)
     # NULL once the client is deleted: the sent history stays, the person is gone.
-    client_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("clients.id", ondelete="SET NULL")
-    )
+    client_id: Mapped[int | None] = mapped_column(BigId)
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.pending.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -68,6 +69,5 @@ class Message(Base):
             postgresql_where=text("status = 'sending'"),
             sqlite_where=text("status = 'sending'"),
         ),
-        Index("ix_messages_mailing_id_status_id", "mailing_id", "status", "id"),
         Index("ix_messages_client_id", "client_id"),
     )
