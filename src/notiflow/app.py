@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,10 +21,14 @@ from notiflow.config import Settings
 from notiflow.core.clock import Clock, utcnow
 from notiflow.core.errors import install_error_handlers
 from notiflow.db.engine import create_engine, create_sessionmaker
+from notiflow.delivery.engine import Engine
 from notiflow.delivery.signal import EngineSignal
 from notiflow.mailings.endpoints import router as mailings_router
 from notiflow.messages.endpoints import router as messages_router
+from notiflow.sandbox.server import FaultConfig, Sandbox
 from notiflow.stats.endpoints import router as stats_router
+
+log = logging.getLogger("notiflow")
 
 DESCRIPTION = """
 Notiflow keeps an address book of clients, runs mailings (campaigns) to the clients that match a
@@ -52,16 +58,74 @@ TAGS = [
 ]
 
 
+class EngineHealth(BaseModel):
+    running: bool = Field(description="Whether the delivery engine runs in this process.")
+    worker: str | None = Field(default=None, description="This engine's name in leases and logs.")
+    provider: str = Field(
+        description="`ok`, `unauthorized` (401/403: sending paused), `circuit_open`, "
+        "`circuit_half_open`, `starting`, or `not_here` when this process runs no engine."
+    )
+    provider_error: str | None = Field(default=None, description="The provider's last problem.")
+    error: str | None = Field(
+        default=None, description="Why the engine's last step failed, while it keeps failing."
+    )
+    in_flight: int = Field(default=0, description="Requests to the provider in flight.")
+    sent: int = Field(default=0, description="Messages this engine has sent since it started.")
+
+
 class Health(BaseModel):
     model_config = {
         "json_schema_extra": {
-            "examples": [{"status": "ok", "version": __version__, "database": "ok"}]
+            "examples": [
+                {
+                    "status": "ok",
+                    "version": __version__,
+                    "database": "ok",
+                    "engine": {
+                        "running": True,
+                        "worker": "host-4242-1a2b3c",
+                        "provider": "ok",
+                        "provider_error": None,
+                        "error": None,
+                        "in_flight": 12,
+                        "sent": 1000,
+                    },
+                }
+            ]
         }
     }
 
     status: str = Field(description="`ok`, or `degraded` when a part is failing.", examples=["ok"])
     version: str = Field(examples=[__version__])
     database: str = Field(description="`ok` or the error.", examples=["ok"])
+    engine: EngineHealth
+
+
+async def _start_delivery(app: FastAPI, settings: Settings, clock: Clock) -> Sandbox | None:
+    """Start the delivery engine in this process; with no provider configured, the sandbox."""
+    url, token, sandbox = settings.provider_url, settings.provider_token, None
+    if url is None:
+        token = secrets.token_urlsafe(16)
+        sandbox = Sandbox(FaultConfig(token=token))
+        url = await sandbox.start("127.0.0.1", 0)
+        log.warning(
+            "NOTIFLOW_PROVIDER_URL is not set: messages go to the built-in sandbox provider at %s "
+            "(nothing leaves this machine). Set NOTIFLOW_PROVIDER_URL and "
+            "NOTIFLOW_PROVIDER_TOKEN to send for real.",
+            url,
+        )
+    delivery = Engine(
+        settings=settings,
+        sessionmaker=app.state.sessionmaker,
+        provider_url=url,
+        provider_token=token,
+        signal=app.state.engine_signal,
+        clock=clock,
+    )
+    await delivery.start()
+    app.state.engine = delivery
+    app.state.sandbox = sandbox
+    return sandbox
 
 
 def create_app(
@@ -69,17 +133,23 @@ def create_app(
     *,
     clock: Clock = utcnow,
     engine: AsyncEngine | None = None,
+    run_engine: bool = False,
 ) -> FastAPI:
+    """The API; with ``run_engine`` the delivery engine runs in the same process (``serve``)."""
     settings = settings or Settings()
     own_engine = engine is None
     db_engine = engine or create_engine(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine_signal = EngineSignal()
+        sandbox = await _start_delivery(app, settings, clock) if run_engine else None
         try:
             yield
         finally:
+            if app.state.engine is not None:
+                await app.state.engine.stop()
+            if sandbox is not None:
+                await sandbox.stop()
             if own_engine:
                 await db_engine.dispose()
 
@@ -95,6 +165,9 @@ def create_app(
     app.state.db_engine = db_engine
     app.state.sessionmaker = create_sessionmaker(db_engine)
     app.state.engine_signal = EngineSignal()
+    app.state.engine = None
+    app.state.sandbox = None
+    app.state.run_engine = run_engine
     install_error_handlers(app)
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
@@ -118,8 +191,19 @@ def create_app(
                 await connection.execute(text("SELECT 1"))
         except Exception as exc:  # the health check reports any failure instead of raising
             database = f"error: {type(exc).__name__}"
+        delivery = request.app.state.engine
+        if delivery is not None:
+            engine = EngineHealth(**delivery.health())
+        else:
+            engine = EngineHealth(running=False, provider="not_here")
+        healthy = database == "ok" and engine.provider in ("ok", "not_here", "starting")
+        if request.app.state.run_engine and (not engine.running or engine.error):
+            healthy = False
         body = Health(
-            status="ok" if database == "ok" else "degraded", version=__version__, database=database
+            status="ok" if healthy else "degraded",
+            version=__version__,
+            database=database,
+            engine=engine,
         )
         return JSONResponse(body.model_dump(), status_code=200 if database == "ok" else 503)
 

@@ -81,18 +81,7 @@ def _ensure_token(settings: Settings) -> str | None:
     return _in_session(settings, work)
 
 
-@app.command()
-def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
-    """Run the API (with /docs) after bringing the database schema up to date."""
-    import uvicorn
-
-    from notiflow.app import create_app
-    from notiflow.db.migrate import upgrade
-
-    settings = _settings()
-    log.info("database: %s", _redacted(settings.database_url))
-    upgrade(settings.database_url)
-    token = _ensure_token(settings)
+def _banner(settings: Settings, host: str, port: int, token: str | None, *, engine: bool) -> None:
     base = f"http://{host}:{port}"
     lines = [
         "",
@@ -101,6 +90,9 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
         f"  Docs:     {base}/docs",
         f"  Health:   {base}/health",
     ]
+    if engine:
+        provider = settings.provider_url or "the built-in sandbox (NOTIFLOW_PROVIDER_URL is unset)"
+        lines.append(f"  Provider: {provider}")
     if token is not None:
         lines += [
             "",
@@ -113,15 +105,163 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     elif not settings.api_tokens:
         lines += ["", "  API tokens: stored in the database (`notiflow token list`)."]
     typer.echo("\n".join([*lines, ""]))
+
+
+def _run_api(host: str, port: int, *, engine: bool) -> None:
+    import uvicorn
+
+    from notiflow.app import create_app
+    from notiflow.db.migrate import upgrade
+
+    settings = _settings()
+    log.info("database: %s", _redacted(settings.database_url))
+    upgrade(settings.database_url)
+    _banner(settings, host, port, _ensure_token(settings), engine=engine)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, run_engine=engine),
         host=host,
         port=port,
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level.lower(),
         access_log=settings.log_level == "DEBUG",
+        timeout_graceful_shutdown=int(settings.provider_timeout) + 5,
     )
+
+
+@app.command()
+def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Run everything in one process: the API (with /docs) and the delivery engine.
+
+    Brings the database schema up to date first. Without NOTIFLOW_PROVIDER_URL, messages go to
+    the built-in sandbox provider.
+    """
+    _run_api(host, port, engine=True)
+
+
+@app.command()
+def api(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Run the API alone (no sending); pair it with `notiflow worker` processes."""
+    _run_api(host, port, engine=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run the delivery engine alone: start mailings, send messages, retry, expire.
+
+    Any number of workers may share one PostgreSQL database; none sends a message twice.
+    SIGTERM or Ctrl-C stops it gracefully: requests in flight finish or are given back.
+    """
+    import signal
+
+    import uvloop
+
+    from notiflow.db.engine import create_engine, create_sessionmaker
+    from notiflow.db.migrate import upgrade
+    from notiflow.delivery.engine import Engine
+    from notiflow.sandbox.server import FaultConfig, Sandbox
+
+    settings = _settings()
+    upgrade(settings.database_url)
+
+    async def run() -> None:
+        db = create_engine(settings)
+        sandbox = None
+        url, token = settings.provider_url, settings.provider_token
+        if url is None:
+            token = "sandbox"
+            sandbox = Sandbox(FaultConfig(token=token))
+            url = await sandbox.start("127.0.0.1", 0)
+            log.warning(
+                "NOTIFLOW_PROVIDER_URL is not set: sending to a built-in sandbox at %s", url
+            )
+        delivery = Engine(
+            settings=settings,
+            sessionmaker=create_sessionmaker(db),
+            provider_url=url,
+            provider_token=token,
+        )
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        await delivery.start()
+        waiter = asyncio.ensure_future(stopping.wait())
+        finished = asyncio.ensure_future(delivery.wait())
+        await asyncio.wait({waiter, finished}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("stopping: finishing the requests in flight")
+        await delivery.stop()
+        waiter.cancel()
+        if sandbox is not None:
+            await sandbox.stop()
+        await db.dispose()
+
+    uvloop.run(run())
+
+
+@app.command()
+def sandbox(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8080,
+    token: Annotated[str, typer.Option(help="Bearer token to require; empty: none.")] = "",
+    latency_ms: Annotated[float, typer.Option(help="Delay of each answer.", min=0)] = 0,
+    jitter_ms: Annotated[float, typer.Option(help="Random ± added to the delay.", min=0)] = 0,
+    error_rate: Annotated[float, typer.Option(help="Share of 5xx answers.", min=0, max=1)] = 0,
+    garbage_rate: Annotated[
+        float, typer.Option(help="Share of 200s with a wrong body.", min=0, max=1)
+    ] = 0,
+    hang_rate: Annotated[
+        float, typer.Option(help="Share of requests never answered in time.", min=0, max=1)
+    ] = 0,
+    drop_rate: Annotated[
+        float, typer.Option(help="Share of connections closed without answer.", min=0, max=1)
+    ] = 0,
+    reject_rate: Annotated[float, typer.Option(help="Share of 400 answers.", min=0, max=1)] = 0,
+    throttle_rate: Annotated[
+        float, typer.Option(help="Share of 429 answers with Retry-After.", min=0, max=1)
+    ] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible faults.")] = None,
+) -> None:
+    """Run the sandbox provider: an emulator of the send API with faults on demand.
+
+    It answers POST /v1/send/{id}; its faults can be changed at run time with
+    PUT /_sandbox/config, its log read at GET /_sandbox/log, an outage started with
+    POST /_sandbox/outage {"seconds": n}.
+    """
+    import uvloop
+
+    from notiflow.sandbox.server import FaultConfig, Sandbox
+
+    configure_logging(Settings().log_level)
+    config = FaultConfig(token=token, latency_ms=latency_ms, jitter_ms=jitter_ms)
+    try:
+        config.update(
+            {
+                "error_rate": error_rate,
+                "garbage_rate": garbage_rate,
+                "hang_rate": hang_rate,
+                "drop_rate": drop_rate,
+                "reject_rate": reject_rate,
+                "throttle_rate": throttle_rate,
+            }
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+    async def run() -> None:
+        import signal
+
+        emulator = Sandbox(config, seed=seed)
+        url = await emulator.start(host, port)
+        typer.echo(f"sandbox provider at {url}  (control: http://{host}:{port}/_sandbox/config)")
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        await stopping.wait()
+        await emulator.stop()
+
+    uvloop.run(run())
 
 
 @app.command()

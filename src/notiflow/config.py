@@ -44,6 +44,68 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
 
+    # --- the provider -------------------------------------------------------------------------
+    provider_url: str | None = Field(
+        default=None,
+        description="Base URL of the send API; the message id is appended. Unset: the sandbox.",
+    )
+    provider_token: str = Field(default="", description="Bearer token sent to the provider.")
+    provider_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds one request to the provider may take."
+    )
+
+    # --- the delivery engine ------------------------------------------------------------------
+    send_concurrency: int = Field(
+        default=128, ge=1, le=10_000, description="Requests in flight to the provider at once."
+    )
+    send_rate: float = Field(
+        default=0, ge=0, description="Most messages per second sent by one worker; 0: no limit."
+    )
+    send_max_attempts: int = Field(
+        default=0, ge=0, description="Attempts before a message fails; 0: retry until end_time."
+    )
+    send_batch_size: int = Field(
+        default=500, ge=1, le=5000, description="Messages claimed or written back per statement."
+    )
+    send_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a claimed message stays with its worker before others reclaim it.",
+    )
+    retry_base_seconds: float = Field(
+        default=1.0, gt=0, description="First retry delay; it doubles with each attempt."
+    )
+    retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
+    auth_retry_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="After a 401/403 from the provider, seconds between probes with one message.",
+    )
+    breaker_failure_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of failed recent requests that opens the circuit breaker.",
+    )
+    breaker_window: int = Field(
+        default=50, ge=1, description="Recent requests the circuit breaker looks at."
+    )
+    breaker_min_requests: int = Field(
+        default=20, ge=1, description="Requests in the window before the breaker may open."
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=1.0, gt=0, description="First pause of an open breaker; doubles up to 30 s."
+    )
+    engine_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Longest sleep of the engine between looks at the database.",
+    )
+    worker_name: str = Field(
+        default="", max_length=40, description="Name of this worker in logs and leases."
+    )
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:

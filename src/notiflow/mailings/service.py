@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notiflow.core.clock import Clock
 from notiflow.core.errors import Conflict, InvalidInput, NotFound
 from notiflow.db.session import on_commit
+from notiflow.delivery import queue
+from notiflow.delivery.notify import notify as engine_notify
 from notiflow.mailings import repository
 from notiflow.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, SendWindow
 from notiflow.messages import repository as messages
@@ -64,10 +66,16 @@ def _check_times(values: dict[str, Any], *, now: datetime, end_changed: bool) ->
         raise InvalidInput("must be in the future", field="end_time")
 
 
-def _start(mailing: Mailing, now: datetime, notify: Notify, session: AsyncSession) -> None:
+async def _wake_engine(session: AsyncSession, notify: Notify) -> None:
+    """Wake the engine once this transaction commits: this process's, and others' by NOTIFY."""
+    on_commit(session, notify)
+    await engine_notify(session)
+
+
+async def _start(mailing: Mailing, now: datetime, notify: Notify, session: AsyncSession) -> None:
     mailing.status = MailingStatus.running.value
     mailing.started_at = now
-    on_commit(session, notify)
+    await _wake_engine(session, notify)
 
 
 async def create(
@@ -79,9 +87,9 @@ async def create(
     mailing = Mailing(status=MailingStatus.scheduled.value, created_at=now, updated_at=now)
     _assign(mailing, values)
     if mailing.start_time <= now:
-        _start(mailing, now, notify, session)
+        await _start(mailing, now, notify, session)
     else:
-        on_commit(session, notify)  # the scheduler must learn the new nearest start time
+        await _wake_engine(session, notify)  # the scheduler must learn the nearest start time
     return await repository.add(session, mailing)
 
 
@@ -115,9 +123,12 @@ async def update(
     _assign(mailing, values)
     mailing.updated_at = now
     if status is MailingStatus.scheduled and mailing.start_time <= now:
-        _start(mailing, now, notify, session)
+        await _start(mailing, now, notify, session)
     else:
-        on_commit(session, notify)
+        await _wake_engine(session, notify)
+    if status is MailingStatus.running and "send_window" in changed:
+        # Messages waiting for the old window are looked at again under the new one.
+        await queue.reschedule_pending(session, mailing.id, now)
     await session.flush()
     return mailing
 
@@ -153,7 +164,7 @@ async def start(session: AsyncSession, mailing_id: int, *, clock: Clock, notify:
         raise Conflict("its end_time has passed; move end_time first", field="end_time")
     mailing.start_time = now
     mailing.updated_at = now
-    _start(mailing, now, notify, session)
+    await _start(mailing, now, notify, session)
     await session.flush()
     return mailing
 
@@ -174,14 +185,14 @@ async def cancel(
     await messages.cancel_unsent_of_mailing(
         session, mailing.id, reason="mailing cancelled", now=now
     )
-    on_commit(session, notify)
+    await _wake_engine(session, notify)
     return mailing
 
 
 async def delete(session: AsyncSession, mailing_id: int, *, notify: Notify) -> None:
     await get(session, mailing_id, for_update=True)
     await repository.remove(session, mailing_id)
-    on_commit(session, notify)
+    await _wake_engine(session, notify)
 
 
 async def list_page(

@@ -62,7 +62,10 @@ async def insert_many(
                 "client_id": message.client_id,
                 "status": message.status.value,
                 "attempts": message.attempts,
-                "next_attempt_at": message.next_attempt_at,
+                "next_attempt_at": message.next_attempt_at
+                if message.next_attempt_at is not None
+                or message.status is not MessageStatus.pending
+                else now,
                 "sent_at": message.sent_at,
                 "last_error": message.last_error,
                 "created_at": now,

@@ -1,0 +1,494 @@
+"""The delivery queue: all SQL of the engine. The messages table *is* the queue.
+
+Every function keeps the mailing counters in step, in the caller's transaction. Dialect-specific
+SQL (``FOR UPDATE SKIP LOCKED``, ``unnest`` on PostgreSQL) sits behind one check per function;
+SQLite has a single claimer, so it needs no row locks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notiflow.db.types import UTCDateTime
+from notiflow.models import Client, Mailing, MailingStats, MailingStatus, Message, MessageStatus
+from notiflow.stats import repository as counters
+
+PENDING = MessageStatus.pending.value
+SENDING = MessageStatus.sending.value
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveMailing:
+    """What the sender needs to know of a running mailing."""
+
+    id: int
+    text: str
+    end_time: datetime
+    window_start: time | None
+    window_end: time | None
+
+
+@dataclass(slots=True)
+class Claimed:
+    id: int
+    mailing_id: int
+    client_id: int | None
+    attempts: int
+    phone: str | None
+    timezone: str | None
+
+
+@dataclass(slots=True)
+class Done:
+    """The new state of a claimed message, as the sender decided it."""
+
+    id: int
+    mailing_id: int
+    status: MessageStatus
+    attempts: int  # after this round
+    attempted: bool  # whether a request was made this round
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None  # None keeps the previous one
+    error_kind: str | None = None  # counted in the mailing's error breakdown when attempted
+
+
+# --- mailings ----------------------------------------------------------------------------------
+
+
+async def start_due(session: AsyncSession, now: datetime) -> list[int]:
+    """Scheduled mailings whose start time has come become running; return their ids."""
+    result = await session.execute(
+        update(Mailing)
+        .where(
+            Mailing.status == MailingStatus.scheduled.value,
+            Mailing.start_time <= now,
+            Mailing.end_time > now,
+        )
+        .values(status=MailingStatus.running.value, started_at=now, updated_at=now)
+        .returning(Mailing.id)
+        .execution_options(synchronize_session=False)
+    )
+    started = list(result.scalars())
+    # Scheduled mailings whose whole interval passed while no engine ran: nothing to send.
+    await session.execute(
+        update(Mailing)
+        .where(Mailing.status == MailingStatus.scheduled.value, Mailing.end_time <= now)
+        .values(
+            status=MailingStatus.completed.value,
+            materialized_at=now,
+            finished_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return started
+
+
+async def unmaterialised(session: AsyncSession) -> list[int]:
+    rows = await session.scalars(
+        select(Mailing.id)
+        .where(Mailing.status == MailingStatus.running.value, Mailing.materialized_at.is_(None))
+        .order_by(Mailing.id)
+    )
+    return list(rows)
+
+
+async def materialise(session: AsyncSession, mailing_id: int, now: datetime) -> int | None:
+    """Write the audience of a running mailing as pending messages, in one statement.
+
+    Idempotent: the unique (mailing, client) pair makes a repeat insert nothing. Returns the
+    number of messages written, or None when another worker holds or has done it.
+    """
+    query = select(Mailing).where(
+        Mailing.id == mailing_id,
+        Mailing.status == MailingStatus.running.value,
+        Mailing.materialized_at.is_(None),
+    )
+    if _is_pg(session):
+        query = query.with_for_update(skip_locked=True)
+    mailing = await session.scalar(query)
+    if mailing is None:
+        return None
+    audience = select(
+        literal(mailing.id),
+        Client.id,
+        literal(PENDING, String()),
+        literal(0),
+        literal(now, UTCDateTime()),
+        literal(now, UTCDateTime()),
+        literal(now, UTCDateTime()),
+    ).where(true())  # SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT (parser ambiguity)
+    if mailing.operator_codes:
+        audience = audience.where(Client.operator_code.in_(mailing.operator_codes))
+    if mailing.tags:
+        audience = audience.where(Client.tag.in_(mailing.tags))
+    dialect_insert = pg_insert if _is_pg(session) else sqlite_insert
+    statement = (
+        dialect_insert(Message)
+        .from_select(
+            [
+                "mailing_id",
+                "client_id",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+                "updated_at",
+            ],
+            audience,
+        )
+        .on_conflict_do_nothing(index_elements=["mailing_id", "client_id"])
+    )
+    result = await session.execute(statement)
+    written = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    delta = counters.CounterDelta()
+    if written:
+        delta.move(None, PENDING, written)
+    await counters.apply(session, mailing.id, delta)
+    mailing.materialized_at = now
+    await session.flush()
+    return written
+
+
+async def active_mailings(session: AsyncSession) -> list[ActiveMailing]:
+    rows = await session.execute(
+        select(Mailing.id, Mailing.text, Mailing.end_time, Mailing.window_start, Mailing.window_end)
+        .where(Mailing.status == MailingStatus.running.value, Mailing.materialized_at.is_not(None))
+        .order_by(Mailing.id)
+    )
+    return [ActiveMailing(*row) for row in rows]
+
+
+async def expire_ended(session: AsyncSession, now: datetime) -> int:
+    """Pending messages of running mailings whose end_time has passed become expired."""
+    ended = list(
+        await session.scalars(
+            select(Mailing.id).where(
+                Mailing.status == MailingStatus.running.value, Mailing.end_time <= now
+            )
+        )
+    )
+    total = 0
+    for mailing_id in ended:
+        result = await session.execute(
+            update(Message)
+            .where(Message.mailing_id == mailing_id, Message.status == PENDING)
+            .values(
+                status=MessageStatus.expired.value,
+                next_attempt_at=None,
+                last_error=func.coalesce(Message.last_error, "end_time passed before sending"),
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        changed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if changed:
+            delta = counters.CounterDelta()
+            delta.move(PENDING, MessageStatus.expired.value, changed)
+            await counters.apply(session, mailing_id, delta)
+            total += changed
+    return total
+
+
+async def complete_finished(session: AsyncSession, now: datetime) -> list[int]:
+    """Running mailings with every message final become completed; return their ids."""
+    done = list(
+        await session.scalars(
+            select(Mailing.id)
+            .join(MailingStats, MailingStats.mailing_id == Mailing.id)
+            .where(
+                Mailing.status == MailingStatus.running.value,
+                Mailing.materialized_at.is_not(None),
+                MailingStats.pending == 0,
+                MailingStats.sending == 0,
+            )
+        )
+    )
+    if done:
+        await session.execute(
+            update(Mailing)
+            .where(Mailing.id.in_(done), Mailing.status == MailingStatus.running.value)
+            .values(status=MailingStatus.completed.value, finished_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return done
+
+
+async def next_start(session: AsyncSession) -> datetime | None:
+    return await session.scalar(
+        select(func.min(Mailing.start_time)).where(Mailing.status == MailingStatus.scheduled.value)
+    )
+
+
+async def next_end(session: AsyncSession) -> datetime | None:
+    return await session.scalar(
+        select(func.min(Mailing.end_time)).where(Mailing.status == MailingStatus.running.value)
+    )
+
+
+async def next_due(session: AsyncSession, mailing_ids: Sequence[int]) -> datetime | None:
+    """The earliest next_attempt_at of pending messages of these mailings (index per mailing)."""
+    earliest: datetime | None = None
+    for mailing_id in mailing_ids:
+        value = await session.scalar(
+            select(func.min(Message.next_attempt_at)).where(
+                Message.mailing_id == mailing_id, Message.status == PENDING
+            )
+        )
+        if value is not None and (earliest is None or value < earliest):
+            earliest = value
+    return earliest
+
+
+async def next_lease_expiry(session: AsyncSession) -> datetime | None:
+    return await session.scalar(
+        select(func.min(Message.lease_expires_at)).where(Message.status == SENDING)
+    )
+
+
+# --- messages ----------------------------------------------------------------------------------
+
+
+async def claim(
+    session: AsyncSession,
+    *,
+    mailing_id: int,
+    worker: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+) -> list[Claimed]:
+    """Take up to ``limit`` due pending messages of a mailing for this worker.
+
+    On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED``, so any number of workers
+    claim disjoint sets without waiting for each other.
+    """
+    picked = (
+        select(Message.id)
+        .where(
+            Message.mailing_id == mailing_id,
+            Message.status == PENDING,
+            Message.next_attempt_at <= now,
+        )
+        .order_by(Message.next_attempt_at)
+        .limit(limit)
+    )
+    if _is_pg(session):
+        picked = picked.with_for_update(skip_locked=True)
+    result = await session.execute(
+        update(Message)
+        .where(Message.id.in_(picked.scalar_subquery()))
+        .values(status=SENDING, claimed_by=worker, lease_expires_at=lease_until, updated_at=now)
+        .returning(Message.id, Message.client_id, Message.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    rows = result.all()
+    if not rows:
+        return []
+    delta = counters.CounterDelta()
+    delta.move(PENDING, SENDING, len(rows))
+    await counters.apply(session, mailing_id, delta)
+    client_ids = [row.client_id for row in rows if row.client_id is not None]
+    contacts: dict[int, tuple[str, str]] = {}
+    if client_ids:
+        found = await session.execute(
+            select(Client.id, Client.phone, Client.timezone).where(Client.id.in_(client_ids))
+        )
+        contacts = {cid: (phone, zone) for cid, phone, zone in found}
+    claimed = []
+    for row in rows:
+        phone, zone = contacts.get(row.client_id, (None, None)) if row.client_id else (None, None)
+        claimed.append(
+            Claimed(
+                id=row.id,
+                mailing_id=mailing_id,
+                client_id=row.client_id,
+                attempts=row.attempts,
+                phone=phone,
+                timezone=zone,
+            )
+        )
+    return claimed
+
+
+_PG_WRITE_BACK = text(
+    """
+    UPDATE messages AS m SET
+        status = v.status,
+        attempts = v.attempts,
+        next_attempt_at = v.next_attempt_at,
+        sent_at = v.sent_at,
+        last_error = COALESCE(v.last_error, m.last_error),
+        claimed_by = NULL,
+        lease_expires_at = NULL,
+        updated_at = :now
+    FROM unnest(
+        CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:attempts AS int[]),
+        CAST(:next AS timestamptz[]), CAST(:sent AS timestamptz[]), CAST(:errors AS text[])
+    ) AS v (id, status, attempts, next_attempt_at, sent_at, last_error)
+    WHERE m.id = v.id AND m.status = 'sending' AND m.claimed_by = :worker
+    RETURNING m.id
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def _sqlite_write_back(count: int) -> Any:
+    rows = ", ".join(f"(:i{n}, :s{n}, :a{n}, :n{n}, :t{n}, :e{n})" for n in range(count))
+    statement = text(
+        f"""
+        WITH v (id, status, attempts, next_attempt_at, sent_at, last_error) AS (VALUES {rows})
+        UPDATE messages SET
+            status = v.status,
+            attempts = v.attempts,
+            next_attempt_at = v.next_attempt_at,
+            sent_at = v.sent_at,
+            last_error = COALESCE(v.last_error, messages.last_error),
+            claimed_by = NULL,
+            lease_expires_at = NULL,
+            updated_at = :now
+        FROM v
+        WHERE messages.id = v.id AND messages.status = 'sending' AND messages.claimed_by = :worker
+        RETURNING messages.id
+        """  # only placeholders are formatted in
+    )
+    typed = [bindparam("now", type_=UTCDateTime())]
+    for n in range(count):
+        typed += [bindparam(f"n{n}", type_=UTCDateTime()), bindparam(f"t{n}", type_=UTCDateTime())]
+    return statement.bindparams(*typed)
+
+
+async def write_back(
+    session: AsyncSession, *, worker: str, results: Sequence[Done], now: datetime
+) -> int:
+    """Store the outcomes of claimed messages; return how many still belonged to this worker.
+
+    A message cancelled, deleted or reclaimed meanwhile is left as it is.
+    """
+    if not results:
+        return 0
+    if _is_pg(session):
+        result = await session.execute(
+            _PG_WRITE_BACK,
+            {
+                "now": now,
+                "worker": worker,
+                "ids": [r.id for r in results],
+                "statuses": [r.status.value for r in results],
+                "attempts": [r.attempts for r in results],
+                "next": [r.next_attempt_at for r in results],
+                "sent": [r.sent_at for r in results],
+                "errors": [r.last_error for r in results],
+            },
+        )
+    else:
+        params: dict[str, Any] = {"now": now, "worker": worker}
+        for n, r in enumerate(results):
+            params.update(
+                {
+                    f"i{n}": r.id,
+                    f"s{n}": r.status.value,
+                    f"a{n}": r.attempts,
+                    f"n{n}": r.next_attempt_at,
+                    f"t{n}": r.sent_at,
+                    f"e{n}": r.last_error,
+                }
+            )
+        result = await session.execute(_sqlite_write_back(len(results)), params)
+    stored = set(result.scalars())
+    deltas: dict[int, counters.CounterDelta] = defaultdict(counters.CounterDelta)
+    for r in results:
+        if r.id not in stored:
+            continue
+        delta = deltas[r.mailing_id]
+        delta.move(SENDING, r.status.value)
+        if r.attempted:
+            delta.attempts += 1
+            if r.attempts == 2:
+                delta.retried_messages += 1
+            if r.error_kind is not None:
+                delta.error(r.error_kind)
+        if r.status is MessageStatus.sent and r.sent_at is not None:
+            delta.sent_at(r.sent_at)
+            delta.finished(r.sent_at, sent=True)
+        elif r.status is MessageStatus.failed:
+            delta.finished(now, sent=False)
+    for mailing_id in sorted(deltas):
+        await counters.apply(session, mailing_id, deltas[mailing_id])
+    return len(stored)
+
+
+async def _back_to_pending(session: AsyncSession, condition: Any, *, now: datetime) -> int:
+    result = await session.execute(
+        update(Message)
+        .where(Message.status == SENDING, condition)
+        .values(
+            status=PENDING,
+            claimed_by=None,
+            lease_expires_at=None,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+        .returning(Message.mailing_id)
+        .execution_options(synchronize_session=False)
+    )
+    per_mailing: dict[int, int] = defaultdict(int)
+    for mailing_id in result.scalars():
+        per_mailing[mailing_id] += 1
+    for mailing_id in sorted(per_mailing):
+        delta = counters.CounterDelta()
+        delta.move(SENDING, PENDING, per_mailing[mailing_id])
+        await counters.apply(session, mailing_id, delta)
+    return sum(per_mailing.values())
+
+
+async def reclaim_expired_leases(session: AsyncSession, now: datetime) -> int:
+    """Messages held by a worker that died go back to the queue."""
+    return await _back_to_pending(session, Message.lease_expires_at < now, now=now)
+
+
+async def release(session: AsyncSession, *, worker: str, ids: Sequence[int], now: datetime) -> int:
+    """Give back claimed messages that were not sent (graceful stop)."""
+    if not ids:
+        return 0
+    return await _back_to_pending(
+        session, and_(Message.claimed_by == worker, Message.id.in_(ids)), now=now
+    )
+
+
+async def reschedule_pending(session: AsyncSession, mailing_id: int, now: datetime) -> None:
+    """Make a mailing's pending messages due now (after its send window changed)."""
+    await session.execute(
+        update(Message)
+        .where(
+            Message.mailing_id == mailing_id,
+            Message.status == PENDING,
+            or_(Message.next_attempt_at > now, Message.next_attempt_at.is_(None)),
+        )
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )

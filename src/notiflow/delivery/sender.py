@@ -1,0 +1,475 @@
+"""The sender: claims due messages, sends them concurrently, writes the outcomes back in batches.
+
+One loop per worker. It claims a fair share of each running mailing's due messages, so a small
+mailing is never stuck behind a large one; keeps at most ``send_concurrency`` requests in flight;
+and stores outcomes in batches. A circuit breaker stops it from hammering a provider that is down,
+and a 401/403 pauses it (messages stay pending) until a probe gets through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from notiflow.config import Settings
+from notiflow.core.clock import Clock
+from notiflow.db.session import transaction
+from notiflow.delivery import queue
+from notiflow.delivery.breaker import BreakerState, CircuitBreaker
+from notiflow.delivery.policy import Outcome, RetryPolicy, Verdict
+from notiflow.delivery.provider import ProviderClient
+from notiflow.delivery.queue import ActiveMailing, Claimed, Done
+from notiflow.delivery.ratelimit import RateLimiter
+from notiflow.delivery.window import next_opening
+from notiflow.models import MessageStatus
+
+log = logging.getLogger("notiflow.engine")
+
+REFRESH_SECONDS = 0.25  # how stale the sender's view of running mailings may get
+FLUSH_SECONDS = 0.05  # longest an outcome waits in memory before it is written
+
+
+@dataclass
+class SenderStatus:
+    """What /health shows of the sender."""
+
+    provider: str = "ok"  # ok · unauthorized · circuit_open · circuit_half_open
+    in_flight: int = 0
+    sent: int = 0
+    failed_attempts: int = 0
+    last_error: str | None = None
+    auth_error: str | None = None
+    engine_error: str | None = None
+    last_loop: float = field(default_factory=time.monotonic)
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        provider: ProviderClient,
+        worker: str,
+        wake: asyncio.Event,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+        self._provider = provider
+        self.worker = worker
+        self._wake = wake
+        self._rng = rng or random.Random()
+        self._policy = RetryPolicy(
+            base_seconds=settings.retry_base_seconds,
+            max_seconds=settings.retry_max_seconds,
+            max_attempts=settings.send_max_attempts,
+        )
+        self.breaker = CircuitBreaker(
+            window=settings.breaker_window,
+            min_requests=settings.breaker_min_requests,
+            failure_ratio=settings.breaker_failure_ratio,
+            cooldown=settings.breaker_cooldown_seconds,
+        )
+        self._limiter = RateLimiter(settings.send_rate)
+        self._mailings: dict[int, ActiveMailing] = {}
+        self._refreshed = 0.0
+        self._rotation = 0
+        self._in_flight: dict[asyncio.Task[Done], Claimed] = {}
+        self._buffer: list[Done] = []
+        self._last_flush = time.monotonic()
+        self._auth_paused_until: float | None = None
+        self._auth_probe_out = False
+        self.status = SenderStatus()
+
+    # --- decisions ----------------------------------------------------------------------------
+
+    def _mailing(self, claimed: Claimed) -> ActiveMailing | None:
+        return self._mailings.get(claimed.mailing_id)
+
+    def _before_send(self, claimed: Claimed, mailing: ActiveMailing, now: datetime) -> Done | None:
+        """Settle a claimed message that must not be sent now; None if it should be sent."""
+        if claimed.phone is None:
+            return Done(
+                claimed.id,
+                claimed.mailing_id,
+                MessageStatus.cancelled,
+                claimed.attempts,
+                attempted=False,
+                last_error="client deleted",
+            )
+        if now >= mailing.end_time:
+            return self._expired(claimed, None)
+        if mailing.window_start is not None and mailing.window_end is not None:
+            opening = next_opening(
+                now,
+                start=mailing.window_start,
+                end=mailing.window_end,
+                timezone=claimed.timezone or "UTC",
+            )
+            if opening is not None:
+                if opening >= mailing.end_time:
+                    return self._expired(
+                        claimed, "the send window does not open again before end_time"
+                    )
+                return Done(
+                    claimed.id,
+                    claimed.mailing_id,
+                    MessageStatus.pending,
+                    claimed.attempts,
+                    attempted=False,
+                    next_attempt_at=opening,
+                )
+        return None
+
+    def _expired(self, claimed: Claimed, reason: str | None) -> Done:
+        return Done(
+            claimed.id,
+            claimed.mailing_id,
+            MessageStatus.expired,
+            claimed.attempts,
+            attempted=False,
+            last_error=reason or "end_time passed before sending",
+        )
+
+    def _after_send(self, claimed: Claimed, outcome: Outcome, now: datetime) -> Done:
+        attempts = claimed.attempts + 1
+        mid = claimed.mailing_id
+        if outcome.verdict is Verdict.sent:
+            return Done(claimed.id, mid, MessageStatus.sent, attempts, True, sent_at=now)
+        if outcome.verdict is Verdict.fail:
+            return Done(
+                claimed.id,
+                mid,
+                MessageStatus.failed,
+                attempts,
+                True,
+                last_error=outcome.detail,
+                error_kind=outcome.error,
+            )
+        if outcome.verdict is Verdict.unauthorized:
+            # Not the message's fault: it keeps its attempts and waits for the pause to end.
+            return Done(
+                claimed.id,
+                mid,
+                MessageStatus.pending,
+                claimed.attempts,
+                False,
+                next_attempt_at=now + timedelta(seconds=self._settings.auth_retry_seconds),
+                last_error=outcome.detail,
+            )
+        mailing = self._mailings.get(mid)
+        end_time = mailing.end_time if mailing is not None else now
+        if self._policy.gives_up(attempts):
+            return Done(
+                claimed.id,
+                mid,
+                MessageStatus.failed,
+                attempts,
+                True,
+                last_error=f"gave up after {attempts} attempts; last: {outcome.detail}",
+                error_kind=outcome.error,
+            )
+        retry_at = self._policy.next_attempt(
+            attempts=attempts, now=now, retry_after=outcome.retry_after, rng=self._rng
+        )
+        if retry_at >= end_time:
+            return Done(
+                claimed.id,
+                mid,
+                MessageStatus.expired,
+                attempts,
+                True,
+                last_error=outcome.detail,
+                error_kind=outcome.error,
+            )
+        return Done(
+            claimed.id,
+            mid,
+            MessageStatus.pending,
+            attempts,
+            True,
+            next_attempt_at=retry_at,
+            last_error=outcome.detail,
+            error_kind=outcome.error,
+        )
+
+    # --- provider health ----------------------------------------------------------------------
+
+    def _budget(self) -> int:
+        """How many messages may be claimed now: -1 any, 1 a probe, 0 none."""
+        if self._auth_paused_until is not None:
+            if self._auth_probe_out or time.monotonic() < self._auth_paused_until:
+                return 0
+            return 1
+        return self.breaker.allow()
+
+    def _note(self, outcome: Outcome) -> None:
+        if outcome.verdict is Verdict.unauthorized:
+            self._auth_probe_out = False
+            if self._auth_paused_until is None:
+                log.error(
+                    "the provider refused the token (%s): sending is paused, messages stay "
+                    "pending; check NOTIFLOW_PROVIDER_TOKEN. Probing every %.0f s.",
+                    outcome.detail,
+                    self._settings.auth_retry_seconds,
+                )
+            self._auth_paused_until = time.monotonic() + self._settings.auth_retry_seconds
+            self.status.auth_error = outcome.detail
+            return
+        if self._auth_paused_until is not None:
+            self._auth_paused_until = None
+            self._auth_probe_out = False
+            self.status.auth_error = None
+            log.warning("the provider accepts the token again: sending resumes")
+        before = self.breaker.state
+        self.breaker.record(not outcome.provider_failed)
+        if outcome.provider_failed:
+            self.status.failed_attempts += 1
+            self.status.last_error = outcome.detail
+        if self.breaker.state is not before:
+            if self.breaker.state is BreakerState.open:
+                log.warning(
+                    "circuit breaker open: the provider is failing (%s); pausing %.1f s",
+                    outcome.detail,
+                    self.breaker.seconds_until_probe(),
+                )
+            elif self.breaker.state is BreakerState.closed:
+                log.warning("circuit breaker closed: the provider answers again")
+
+    def _refresh_status(self) -> None:
+        if self._auth_paused_until is not None:
+            self.status.provider = "unauthorized"
+        elif self.breaker.state is BreakerState.open:
+            self.status.provider = "circuit_open"
+        elif self.breaker.state is BreakerState.half_open:
+            self.status.provider = "circuit_half_open"
+        else:
+            self.status.provider = "ok"
+        self.status.in_flight = len(self._in_flight)
+        self.status.last_loop = time.monotonic()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def _send(self, claimed: Claimed, text: str) -> Done:
+        await self._limiter.acquire()
+        mailing = self._mailings.get(claimed.mailing_id)
+        now = self._clock()
+        if mailing is None or now >= mailing.end_time:
+            return self._expired(claimed, None)
+        timeout = min(self._settings.provider_timeout, (mailing.end_time - now).total_seconds())
+        assert claimed.phone is not None
+        outcome = await self._provider.send(
+            claimed.id, claimed.phone, text, seconds=timeout, now=now
+        )
+        self._note(outcome)
+        finished = self._clock()
+        log.debug(
+            "send mailing_id=%s message_id=%s client_id=%s verdict=%s error=%s",
+            claimed.mailing_id,
+            claimed.id,
+            claimed.client_id,
+            outcome.verdict.value,
+            outcome.error,
+        )
+        return self._after_send(claimed, outcome, finished)
+
+    async def _refresh(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._refreshed < REFRESH_SECONDS:
+            return
+        async with transaction(self._sessionmaker) as session:
+            active = await queue.active_mailings(session)
+        self._mailings = {m.id: m for m in active}
+        self._refreshed = time.monotonic()
+        now = self._clock()
+        for task, claimed in self._in_flight.items():
+            mailing = self._mailings.get(claimed.mailing_id)
+            # Cancelled, deleted, or its end_time moved before now: stop the request.
+            if mailing is None or mailing.end_time <= now:
+                task.cancel()
+
+    async def _claim(self, limit: int) -> int:
+        now = self._clock()
+        lease = now + timedelta(seconds=self._settings.send_lease_seconds)
+        ids = list(self._mailings)
+        if not ids:
+            return 0
+        self._rotation = (self._rotation + 1) % len(ids)
+        order = ids[self._rotation :] + ids[: self._rotation]
+        share = max(1, limit // len(order))
+        claimed_total = 0
+        for mailing_id in order:
+            want = min(share, limit - claimed_total)
+            if want <= 0:
+                break
+            async with transaction(self._sessionmaker) as session:
+                claimed = await queue.claim(
+                    session,
+                    mailing_id=mailing_id,
+                    worker=self.worker,
+                    now=now,
+                    lease_until=lease,
+                    limit=want,
+                )
+            claimed_total += len(claimed)
+            mailing = self._mailings[mailing_id]
+            for item in claimed:
+                settled = self._before_send(item, mailing, now)
+                if settled is not None:
+                    self._buffer.append(settled)
+                else:
+                    task = asyncio.create_task(self._send(item, mailing.text))
+                    self._in_flight[task] = item
+        return claimed_total
+
+    async def _flush(self) -> None:
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        now = self._clock()
+        size = self._settings.send_batch_size
+        for start in range(0, len(batch), size):
+            async with transaction(self._sessionmaker) as session:
+                await queue.write_back(
+                    session, worker=self.worker, results=batch[start : start + size], now=now
+                )
+        self.status.sent += sum(1 for d in batch if d.status is MessageStatus.sent)
+        self._last_flush = time.monotonic()
+
+    def _collect(self, done: set[asyncio.Task[Done]]) -> None:
+        now = self._clock()
+        for task in done:
+            claimed = self._in_flight.pop(task)
+            if task.cancelled():
+                mailing = self._mailings.get(claimed.mailing_id)
+                if mailing is not None and mailing.end_time <= now:
+                    self._buffer.append(self._expired(claimed, None))
+                # else: the mailing was cancelled or deleted; its rows were settled by the API.
+                continue
+            exc = task.exception()
+            if exc is not None:
+                log.error("send of message_id=%s crashed: %r", claimed.id, exc)
+                self._buffer.append(
+                    Done(
+                        claimed.id,
+                        claimed.mailing_id,
+                        MessageStatus.pending,
+                        claimed.attempts,
+                        False,
+                        next_attempt_at=now + timedelta(seconds=self._settings.retry_base_seconds),
+                        last_error=f"internal error: {exc!r}"[:500],
+                    )
+                )
+                continue
+            self._buffer.append(task.result())
+
+    async def _idle_wait(self, stop: asyncio.Event) -> None:
+        """Nothing to do: sleep until the next message is due, a change, or the poll interval."""
+        wait = self._settings.engine_poll_seconds
+        if self._mailings:
+            async with transaction(self._sessionmaker) as session:
+                due = await queue.next_due(session, list(self._mailings))
+            if due is not None:
+                wait = min(wait, max(0.0, (due - self._clock()).total_seconds()))
+        budget_wait = self.breaker.seconds_until_probe()
+        if budget_wait:
+            wait = min(wait, budget_wait)
+        if self._auth_paused_until is not None:
+            wait = min(wait, max(0.01, self._auth_paused_until - time.monotonic()))
+        if wait <= 0:
+            return
+        waker = asyncio.ensure_future(self._wake.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({waker, stopper}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            stopper.cancel()
+        if self._wake.is_set():
+            self._wake.clear()
+            await self._refresh(force=True)
+
+    async def step(self, stop: asyncio.Event) -> None:
+        await self._refresh(force=self._wake.is_set())
+        self._wake.clear()
+        concurrency = self._settings.send_concurrency
+        free = concurrency - len(self._in_flight)
+        budget = self._budget()
+        claimed = 0
+        low_water = len(self._in_flight) <= concurrency // 2
+        if budget != 0 and free > 0 and low_water and self._mailings:
+            limit = min(free, self._settings.send_batch_size) if budget < 0 else 1
+            claimed = await self._claim(limit)
+            if budget == 1 and claimed:
+                if self._auth_paused_until is not None:
+                    self._auth_probe_out = True
+                else:
+                    self.breaker.probe_started()
+        if self._in_flight:
+            timeout = FLUSH_SECONDS if self._buffer else REFRESH_SECONDS
+            done, _ = await asyncio.wait(
+                set(self._in_flight), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            self._collect(done)
+        flush_due = time.monotonic() - self._last_flush >= FLUSH_SECONDS
+        if len(self._buffer) >= self._settings.send_batch_size or (
+            self._buffer and (flush_due or not self._in_flight)
+        ):
+            await self._flush()
+        self._refresh_status()
+        if not self._in_flight and not claimed and not self._buffer:
+            await self._idle_wait(stop)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        try:
+            while not stop.is_set():
+                try:
+                    await self.step(stop)
+                    failures = 0
+                    self.status.engine_error = None
+                except (OperationalError, DBAPIError, OSError) as exc:
+                    failures += 1
+                    self.status.engine_error = (
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                    )
+                    log.error("sender step failed (%s); retrying", exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), min(0.5 * failures, 10.0))
+        finally:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Graceful stop: let requests in flight finish (bounded), store every outcome, and give
+        back whatever could not finish, so nothing is lost."""
+        if self._in_flight:
+            done, _ = await asyncio.wait(
+                set(self._in_flight), timeout=self._settings.provider_timeout + 1
+            )
+            self._collect(done)
+        leftover = list(self._in_flight.values())
+        for task in list(self._in_flight):
+            task.cancel()
+        self._in_flight.clear()
+        try:
+            await self._flush()
+            if leftover:
+                async with transaction(self._sessionmaker) as session:
+                    await queue.release(
+                        session,
+                        worker=self.worker,
+                        ids=[c.id for c in leftover],
+                        now=self._clock(),
+                    )
+        except (OperationalError, DBAPIError, OSError) as exc:
+            log.error("could not store the last outcomes (%s); their leases will expire", exc)
