@@ -167,3 +167,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             red=True,
         )
         terminalreporter.write_line(bar, red=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[object]:
+    from tests.delivery_support import ThreadedSandbox
+
+    server = ThreadedSandbox()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def provider(sandbox_server: object) -> object:
+    """The sandbox provider, reset to a well-behaved state with an empty log."""
+    sandbox_server.reset()  # type: ignore[attr-defined]
+    return sandbox_server

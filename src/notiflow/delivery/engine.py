@@ -121,6 +121,9 @@ class Engine:
         if self._task is not None:
             await self._task
 
+    def breaker_state(self) -> str:
+        return self.sender.breaker.state.value if self.sender is not None else "closed"
+
     def health(self) -> dict[str, Any]:
         if self.sender is None:
             return {

@@ -1,0 +1,102 @@
+"""Support for the delivery tests: a live clock, the sandbox in its own thread, engines, waits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from notiflow.sandbox.server import FaultConfig, Received, Sandbox
+
+SANDBOX_TOKEN = "sandbox-token"
+
+# Settings that make the engine react in tenths of a second instead of seconds.
+FAST = {
+    "provider_timeout": 1.0,
+    "retry_base_seconds": 0.05,
+    "retry_max_seconds": 0.4,
+    "send_lease_seconds": 3.0,
+    "breaker_cooldown_seconds": 0.2,
+    "engine_poll_seconds": 0.2,
+    "auth_retry_seconds": 0.3,
+    "send_concurrency": 32,
+    "send_batch_size": 100,
+}
+
+
+class LiveClock:
+    """Real time, shifted by an offset a test can move forward (for send windows)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    @property
+    def now(self) -> datetime:
+        return self()
+
+    def advance(self, **delta: float) -> datetime:
+        self.offset += timedelta(**delta)
+        return self()
+
+    def set(self, when: datetime) -> None:
+        self.offset = when - datetime.now(UTC)
+
+
+class ThreadedSandbox:
+    """The sandbox provider served from a thread of its own, so in-process engines and worker
+    subprocesses alike talk to it over real HTTP on 127.0.0.1."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self._loop = asyncio.new_event_loop()
+        self.sandbox = Sandbox(FaultConfig(token=SANDBOX_TOKEN), seed=seed)
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.url = self._call(self.sandbox.start("127.0.0.1", 0))
+
+    def _call(self, coroutine: Awaitable[Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(30)  # type: ignore[arg-type]
+
+    def configure(self, **changes: Any) -> None:
+        self._loop.call_soon_threadsafe(self.sandbox.config.update, changes)
+        time.sleep(0.01)
+
+    def reset(self) -> None:
+        self._loop.call_soon_threadsafe(self.sandbox.received.clear)
+        defaults = FaultConfig(token=SANDBOX_TOKEN)
+        self.configure(**{k: getattr(defaults, k) for k in defaults.__dataclass_fields__})
+
+    def outage(self, seconds: float) -> None:
+        self._loop.call_soon_threadsafe(self.sandbox.outage, seconds)
+        time.sleep(0.05)
+
+    @property
+    def received(self) -> list[Received]:
+        return list(self.sandbox.received)
+
+    def accepted(self) -> list[int]:
+        return [e.id for e in self.received if e.outcome == "ok" and e.id is not None]
+
+    def close(self) -> None:
+        self._call(self.sandbox.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+
+async def wait_for(
+    predicate: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, interval: float = 0.05
+) -> None:
+    """Poll ``predicate`` until it holds; fail the test when it does not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await predicate():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)

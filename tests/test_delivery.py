@@ -1,0 +1,346 @@
+"""The delivery engine against the sandbox provider over real HTTP, on SQLite and PostgreSQL.
+
+Assertions are on what the sandbox actually received and on the messages' final states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+
+from notiflow.db.session import transaction
+from notiflow.delivery.engine import Engine
+from notiflow.models import Message
+from notiflow.stats import repository as counters
+from tests.delivery_support import FAST, SANDBOX_TOKEN, LiveClock, ThreadedSandbox, wait_for
+from tests.helpers import iso
+
+StartEngine = Callable[..., Awaitable[Engine]]
+
+
+@pytest.fixture
+def clock() -> LiveClock:
+    return LiveClock()
+
+
+@pytest.fixture
+async def start_engine(
+    app: Any, settings: Any, clock: LiveClock, provider: ThreadedSandbox
+) -> AsyncIterator[StartEngine]:
+    engines: list[Engine] = []
+
+    async def start(**overrides: Any) -> Engine:
+        engine = Engine(
+            settings=settings.model_copy(update={**FAST, **overrides}),
+            sessionmaker=app.state.sessionmaker,
+            provider_url=provider.url,
+            provider_token=overrides.pop("token", SANDBOX_TOKEN),
+            signal=app.state.engine_signal,
+            clock=clock,
+        )
+        await engine.start()
+        app.state.engine = engine
+        engines.append(engine)
+        return engine
+
+    yield start
+    for engine in engines:
+        await engine.stop()
+
+
+async def import_clients(
+    api: httpx.AsyncClient, count: int, *, start: int = 0, tag: str = "", timezone: str = "UTC"
+) -> None:
+    body = "phone,tag,timezone\n" + "".join(
+        f"7900{start + i:07d},{tag},{timezone}\n" for i in range(count)
+    )
+    response = await api.post(
+        "/api/v1/clients/import", content=body, headers={"Content-Type": "text/csv"}
+    )
+    assert response.json()["created"] == count, response.text
+
+
+async def create_mailing(
+    api: httpx.AsyncClient, clock: LiveClock, *, start_in: float = 0, duration: float = 3600, **extra: Any
+) -> dict[str, Any]:
+    now = clock()
+    response = await api.post(
+        "/api/v1/mailings",
+        json={
+            "text": "hello from the tests",
+            "start_time": iso(now + timedelta(seconds=start_in)),
+            "end_time": iso(now + timedelta(seconds=start_in + duration)),
+            **extra,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def get_stats(api: httpx.AsyncClient, mailing_id: int) -> dict[str, Any]:
+    return (await api.get(f"/api/v1/mailings/{mailing_id}/stats")).json()  # type: ignore[no-any-return]
+
+
+async def completed(api: httpx.AsyncClient, mailing_id: int) -> bool:
+    return (await get_stats(api, mailing_id))["status"] == "completed"
+
+
+async def messages_of(app: Any, mailing_id: int) -> list[Message]:
+    async with transaction(app.state.sessionmaker) as session:
+        rows = await session.scalars(
+            select(Message).where(Message.mailing_id == mailing_id).order_by(Message.id)
+        )
+        return list(rows)
+
+
+async def assert_counters_match(app: Any, mailing_id: int) -> None:
+    """Counters equal a recount, read in one snapshot."""
+    async with transaction(app.state.sessionmaker) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        stored = counters.counts_of(await counters.get(session, mailing_id))
+        recount = await counters.recount(session, mailing_id)
+    assert dict(stored) == recount
+
+
+# --- the happy path ------------------------------------------------------------------------------
+
+
+async def test_mailing_sends_every_message_once(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 120)
+    await start_engine()
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: completed(api, mailing["id"]))
+    stats = await get_stats(api, mailing["id"])
+    assert stats["stats"]["sent"] == stats["stats"]["total"] == 120
+    assert stats["attempts"] == {"total": 120, "retried_messages": 0}
+    accepted = provider.accepted()
+    messages = await messages_of(app, mailing["id"])
+    assert sorted(accepted) == [m.id for m in messages]  # each message exactly once
+    received = {e.id: e for e in provider.received}
+    client_phones = {c["id"]: c["phone"] for c in (await api.get("/api/v1/clients", params={"limit": 1000})).json()["items"]}
+    for message in messages:
+        assert message.status == "sent"
+        assert message.attempts == 1
+        assert message.sent_at is not None
+        entry = received[message.id]
+        assert entry.text == "hello from the tests"
+        assert str(entry.phone) == client_phones[message.client_id]
+    assert sum(point["sent"] for point in stats["timeline"]) == 120
+    await assert_counters_match(app, mailing["id"])
+
+
+async def test_audience_follows_the_filter(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 10, tag="vip")
+    await import_clients(api, 10, start=100, tag="new")
+    await api.patch("/api/v1/clients/1", json={"operator_code": "916"})
+    await start_engine()
+    mailing = await create_mailing(
+        api, clock, filter={"tags": ["vip"], "operator_codes": ["900"]}
+    )
+    await wait_for(lambda: completed(api, mailing["id"]))
+    sent_phones = {e.phone for e in provider.received}
+    assert sent_phones == {int(f"7900{i:07d}") for i in range(1, 10)}
+
+
+async def test_future_start_is_on_time(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 5)
+    await start_engine(engine_poll_seconds=30)  # the scheduler must wake by the start time itself
+    mailing = await create_mailing(api, clock, start_in=1.5)
+    assert mailing["status"] == "scheduled"
+    await asyncio.sleep(1.0)
+    assert provider.received == []
+    await wait_for(lambda: completed(api, mailing["id"]), timeout=10)
+    start = clock().fromisoformat(mailing["start_time"].replace("Z", "+00:00")).timestamp()
+    first = min(e.at for e in provider.received)
+    assert 0 <= first - start <= 1.0, first - start
+
+
+async def test_materialising_twice_writes_nothing_more(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock
+) -> None:
+    from notiflow.delivery import queue
+    from notiflow.models import Mailing
+
+    await import_clients(api, 30)
+    mailing = await create_mailing(api, clock)
+    async with transaction(app.state.sessionmaker) as session:
+        assert await queue.materialise(session, mailing["id"], clock()) == 30
+    async with transaction(app.state.sessionmaker) as session:
+        row = await session.get(Mailing, mailing["id"])
+        assert row is not None
+        row.materialized_at = None  # as if a crash lost the mark but kept the rows
+    async with transaction(app.state.sessionmaker) as session:
+        assert await queue.materialise(session, mailing["id"], clock()) == 0
+    assert len(await messages_of(app, mailing["id"])) == 30
+    await assert_counters_match(app, mailing["id"])
+
+
+# --- a misbehaving provider ----------------------------------------------------------------------
+
+FAULTS = {
+    "5xx": {"error_rate": 0.4},
+    "garbage 200": {"garbage_rate": 0.4},
+    "hangs": {"hang_rate": 0.2},
+    "dropped connections": {"drop_rate": 0.4},
+    "429 with Retry-After": {"throttle_rate": 0.4, "retry_after_seconds": 0},
+    "latency and jitter": {"latency_ms": 40, "jitter_ms": 30},
+    "mix": {
+        "error_rate": 0.15,
+        "garbage_rate": 0.1,
+        "hang_rate": 0.05,
+        "drop_rate": 0.1,
+        "throttle_rate": 0.1,
+        "retry_after_seconds": 0,
+        "latency_ms": 5,
+        "jitter_ms": 5,
+    },
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_faults_end_with_every_message_sent_once(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+    fault: str,
+) -> None:
+    await import_clients(api, 60)
+    provider.configure(**FAULTS[fault])
+    await start_engine(provider_timeout=0.3, breaker_min_requests=1000)
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: completed(api, mailing["id"]), timeout=40)
+    messages = await messages_of(app, mailing["id"])
+    assert {m.status for m in messages} == {"sent"}
+    accepted = provider.accepted()
+    assert sorted(accepted) == [m.id for m in messages]  # retried, but accepted exactly once
+    stats = await get_stats(api, mailing["id"])
+    retried = [m for m in messages if m.attempts > 1]
+    assert stats["attempts"]["retried_messages"] == len(retried)
+    assert stats["attempts"]["total"] == sum(m.attempts for m in messages)
+    requests = Counter(e.id for e in provider.received if e.id is not None)
+    for message in messages:
+        assert requests[message.id] == message.attempts
+    if fault != "latency and jitter":
+        assert retried, "the fault should have forced some retries"
+        assert sum(e["count"] for e in stats["errors"]) == stats["attempts"]["total"] - 60
+        assert all(m.last_error for m in retried)
+    await assert_counters_match(app, mailing["id"])
+
+
+async def test_4xx_fails_at_once(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 60)
+    provider.configure(reject_rate=0.5)
+    await start_engine()
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: completed(api, mailing["id"]))
+    messages = await messages_of(app, mailing["id"])
+    outcome = {e.id: e.outcome for e in provider.received}
+    assert all(m.attempts == 1 for m in messages)
+    for message in messages:
+        expected = "sent" if outcome[message.id] == "ok" else "failed"
+        assert message.status == expected
+        if expected == "failed":
+            assert message.last_error is not None and message.last_error.startswith("HTTP 400")
+    stats = await get_stats(api, mailing["id"])
+    assert stats["errors"] == [{"error": "HTTP 400", "count": stats["stats"]["failed"]}]
+    assert 0 < stats["stats"]["failed"] < 60
+
+
+async def test_max_attempts_fails_the_message(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 5)
+    provider.configure(error_rate=1.0)
+    await start_engine(send_max_attempts=3, breaker_min_requests=1000)
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: completed(api, mailing["id"]))
+    messages = await messages_of(app, mailing["id"])
+    assert {(m.status, m.attempts) for m in messages} == {("failed", 3)}
+    assert all("gave up after 3 attempts" in (m.last_error or "") for m in messages)
+    assert len(provider.received) == 15
+
+
+async def test_nothing_is_sent_after_end_time_when_the_provider_is_down(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 40)
+    provider.configure(error_rate=0.5, hang_rate=0.5)
+    await start_engine(provider_timeout=5.0, breaker_min_requests=1000)
+    mailing = await create_mailing(api, clock, duration=1.5)
+    end = clock().fromisoformat(mailing["end_time"].replace("Z", "+00:00")).timestamp()
+    await wait_for(lambda: completed(api, mailing["id"]), timeout=15)
+    assert provider.received, "the engine should have tried"
+    assert max(e.at for e in provider.received) <= end
+    messages = await messages_of(app, mailing["id"])
+    assert {m.status for m in messages} == {"expired"}
+    for message in messages:
+        # In-flight requests were cut at end_time: the messages expired right after it.
+        assert message.last_error is not None
+
+
+async def test_outage_trips_the_breaker_and_recovers(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 200)
+    provider.configure(error_rate=1.0)
+    engine = await start_engine(breaker_min_requests=10, breaker_window=20, send_concurrency=4)
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: _provider_state(engine, "circuit_open"), timeout=10)
+    health = (await api.get("/health")).json()
+    assert health["engine"]["provider"] in ("circuit_open", "circuit_half_open")
+    assert health["status"] == "degraded"
+    await asyncio.sleep(1.0)
+    during = len(provider.received)
+    # Without the breaker, 4 connections at full speed would have made thousands of requests.
+    assert during < 60, during
+    assert (await api.get("/api/v1/stats")).status_code == 200  # the API is unaffected
+    provider.configure(error_rate=0.0)
+    await wait_for(lambda: completed(api, mailing["id"]), timeout=30)
+    assert len(set(provider.accepted())) == len(provider.accepted()) == 200
+    assert engine.breaker_state() == "closed"
+
+
+async def _provider_state(engine: Engine, state: str) -> bool:
+    return engine.health()["provider"] == state
+
+
+async def test_wrong_token_pauses_sending_without_burning_the_queue(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 50)
+    engine = await start_engine(token="wrong-token", send_max_attempts=2)
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: _provider_state(engine, "unauthorized"), timeout=10)
+    await asyncio.sleep(1.0)
+    health = (await api.get("/health")).json()
+    assert health["status"] == "degraded"
+    assert health["engine"]["provider"] == "unauthorized"
+    assert "401" in health["engine"]["provider_error"]
+    stats = await get_stats(api, mailing["id"])
+    assert stats["stats"]["pending"] + stats["stats"]["sending"] == 50  # nothing failed
+    probes = [e for e in provider.received if e.outcome == "unauthorized"]
+    assert len(probes) <= 32 + 6  # the first round in flight, then one probe per pause
+    provider.configure(token="wrong-token")  # the operator fixes the provider side
+    await wait_for(lambda: completed(api, mailing["id"]), timeout=20)
+    messages = await messages_of(app, mailing["id"])
+    assert {m.status for m in messages} == {"sent"}
+    assert all(m.attempts == 1 for m in messages)  # refused attempts do not count
+    assert engine.health()["provider"] == "ok"
