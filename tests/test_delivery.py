@@ -344,3 +344,170 @@ async def test_wrong_token_pauses_sending_without_burning_the_queue(
     assert {m.status for m in messages} == {"sent"}
     assert all(m.attempts == 1 for m in messages)  # refused attempts do not count
     assert engine.health()["provider"] == "ok"
+
+
+# --- send windows --------------------------------------------------------------------------------
+
+
+async def test_send_window_in_each_clients_local_time(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 5, timezone="UTC")  # 08:00 local: waits until 09:00
+    await import_clients(api, 5, start=10, timezone="+01:00")  # 09:00 local: inside
+    await import_clients(api, 5, start=20, timezone="Asia/Tokyo")  # 17:00: opens after the end
+    day = clock().replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    clock.set(day)
+    await start_engine()
+    mailing = await create_mailing(
+        api, clock, duration=12 * 3600, send_window={"start": "09:00", "end": "10:00"}
+    )
+    await wait_for(lambda: _count(api, mailing["id"], "sent", 5))
+    await wait_for(lambda: _count(api, mailing["id"], "expired", 5))
+    await asyncio.sleep(0.5)
+    messages = await messages_of(app, mailing["id"])
+    waiting = [m for m in messages if m.status == "pending"]
+    assert len(waiting) == 5
+    assert {m.next_attempt_at for m in waiting} == {day.replace(hour=9)}
+    assert all(m.attempts == 0 for m in waiting)
+    assert len(provider.received) == 5
+    clock.set(day.replace(hour=9, second=1))
+    app.state.engine_signal.notify()
+    await wait_for(lambda: completed(api, mailing["id"]))
+    phones = {e.phone for e in provider.received}
+    assert phones == {int(f"7900{i:07d}") for i in (*range(5), *range(10, 15))}
+    expired = [m for m in await messages_of(app, mailing["id"]) if m.status == "expired"]
+    assert all("window" in (m.last_error or "") for m in expired)
+
+
+async def _count(api: httpx.AsyncClient, mailing_id: int, status: str, expected: int) -> bool:
+    return (await get_stats(api, mailing_id))["stats"][status] == expected  # type: ignore[no-any-return]
+
+
+async def test_changing_the_window_of_a_running_mailing(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 10)
+    clock.set(clock().replace(hour=12, minute=0) + timedelta(days=1))
+    await start_engine()
+    mailing = await create_mailing(
+        api, clock, duration=12 * 3600, send_window={"start": "20:00", "end": "21:00"}
+    )
+    await wait_for(lambda: _all_deferred(app, mailing["id"], 10))
+    assert provider.received == []
+    response = await api.patch(
+        f"/api/v1/mailings/{mailing['id']}", json={"send_window": {"start": "11:00", "end": "13:00"}}
+    )
+    assert response.status_code == 200
+    await wait_for(lambda: completed(api, mailing["id"]), timeout=5)
+    assert len(provider.accepted()) == 10
+
+
+async def _all_deferred(app: Any, mailing_id: int, count: int) -> bool:
+    messages = await messages_of(app, mailing_id)
+    return len(messages) == count and all(
+        m.status == "pending" and m.next_attempt_at is not None and m.next_attempt_at.hour == 20
+        for m in messages
+    )
+
+
+# --- control while running -----------------------------------------------------------------------
+
+SLOW = {"latency_ms": 100}
+
+
+async def test_cancel_stops_sending_within_a_second(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 300)
+    provider.configure(**SLOW)
+    await start_engine(send_concurrency=4)
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: _count_at_least(api, mailing["id"], "sent", 5))
+    response = await api.post(f"/api/v1/mailings/{mailing['id']}/cancel")
+    assert response.status_code == 200
+    cancelled_at = clock().timestamp()
+    await asyncio.sleep(1.5)
+    assert max(e.at for e in provider.received) <= cancelled_at + 1.0
+    stats = await get_stats(api, mailing["id"])
+    assert stats["status"] == "cancelled"
+    counts = stats["stats"]
+    assert counts["sent"] + counts["cancelled"] == 300
+    assert counts["pending"] == counts["sending"] == 0
+    sent = {m.id for m in await messages_of(app, mailing["id"]) if m.status == "sent"}
+    assert sent <= set(provider.accepted())
+    assert len(provider.accepted()) - len(sent) <= 4  # at most what was in flight
+    await assert_counters_match(app, mailing["id"])
+
+
+async def _count_at_least(api: httpx.AsyncClient, mailing_id: int, status: str, n: int) -> bool:
+    return (await get_stats(api, mailing_id))["stats"][status] >= n  # type: ignore[no-any-return]
+
+
+async def test_delete_stops_sending_within_a_second(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 300)
+    provider.configure(**SLOW)
+    await start_engine(send_concurrency=4)
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: _count_at_least(api, mailing["id"], "sent", 5))
+    assert (await api.delete(f"/api/v1/mailings/{mailing['id']}")).status_code == 204
+    deleted_at = clock().timestamp()
+    await asyncio.sleep(1.5)
+    assert max(e.at for e in provider.received) <= deleted_at + 1.0
+    assert await messages_of(app, mailing["id"]) == []
+    assert (await api.get("/api/v1/stats")).json()["messages"]["total"] == 0
+
+
+async def test_moving_end_time_earlier_expires_the_rest(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 300)
+    provider.configure(**SLOW)
+    await start_engine(send_concurrency=4)
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: _count_at_least(api, mailing["id"], "sent", 5))
+    new_end = clock() + timedelta(seconds=1)
+    response = await api.patch(f"/api/v1/mailings/{mailing['id']}", json={"end_time": iso(new_end)})
+    assert response.status_code == 200
+    await wait_for(lambda: completed(api, mailing["id"]), timeout=10)
+    assert max(e.at for e in provider.received) <= new_end.timestamp()
+    counts = (await get_stats(api, mailing["id"]))["stats"]
+    assert counts["sent"] + counts["expired"] == 300
+    assert counts["expired"] > 0
+    await assert_counters_match(app, mailing["id"])
+
+
+async def test_deleted_clients_are_never_sent_to(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 30)
+    provider.configure(**SLOW)
+    await start_engine(send_concurrency=1, send_batch_size=1)
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: _count_at_least(api, mailing["id"], "sent", 1))
+    clients = (await api.get("/api/v1/clients", params={"limit": 1000})).json()["items"]
+    gone = clients[-5:]
+    for client in gone:
+        assert (await api.delete(f"/api/v1/clients/{client['id']}")).status_code == 204
+    await wait_for(lambda: completed(api, mailing["id"]), timeout=20)
+    received_phones = {str(e.phone) for e in provider.received}
+    assert not received_phones & {c["phone"] for c in gone}
+    counts = (await get_stats(api, mailing["id"]))["stats"]
+    assert (counts["sent"], counts["cancelled"]) == (25, 5)
+
+
+async def test_small_mailing_is_not_stuck_behind_a_large_one(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 1500, tag="big")
+    await import_clients(api, 10, start=5000, tag="small")
+    provider.configure(latency_ms=20)
+    await start_engine(send_concurrency=16)
+    big = await create_mailing(api, clock, filter={"tags": ["big"]})
+    await wait_for(lambda: _count_at_least(api, big["id"], "sent", 50))
+    small = await create_mailing(api, clock, filter={"tags": ["small"]})
+    await wait_for(lambda: completed(api, small["id"]), timeout=10)
+    big_sent = (await get_stats(api, big["id"]))["stats"]["sent"]
+    assert big_sent < 1500, "the small mailing had to wait for the large one"
+    await wait_for(lambda: completed(api, big["id"]), timeout=30)
