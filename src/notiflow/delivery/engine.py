@@ -105,7 +105,8 @@ class Engine:
                 for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
-        log.info("engine stopped worker=%s", self.worker)
+        sent = self.sender.status.sent if self.sender is not None else 0
+        log.info("engine stopped worker=%s sent=%s", self.worker, sent)
 
     def _woken(self) -> None:
         self.signal.notify()

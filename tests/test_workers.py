@@ -1,0 +1,148 @@
+"""Workers as real processes: kill -9 and restart, graceful SIGTERM, several workers at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.delivery_support import FAST, SANDBOX_TOKEN, LiveClock, ThreadedSandbox, wait_for
+from tests.test_delivery import completed, create_mailing, get_stats, import_clients, messages_of
+
+CONCURRENCY = 16
+
+
+@pytest.fixture
+def clock() -> LiveClock:
+    return LiveClock()
+
+
+class Workers:
+    def __init__(self, settings: Any, provider: ThreadedSandbox, tmp: Path) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFLOW_")}
+        self.env.update({f"NOTIFLOW_{k.upper()}": str(v) for k, v in FAST.items()})
+        self.env.update(
+            {
+                "NOTIFLOW_DATABASE_URL": settings.database_url,
+                "NOTIFLOW_PROVIDER_URL": provider.url,
+                "NOTIFLOW_PROVIDER_TOKEN": SANDBOX_TOKEN,
+                "NOTIFLOW_SEND_CONCURRENCY": str(CONCURRENCY),
+                "NOTIFLOW_SEND_LEASE_SECONDS": "2",
+                "NOTIFLOW_LOG_LEVEL": "INFO",
+            }
+        )
+        self.tmp = tmp
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        with open(self.tmp / f"worker-{len(self.processes)}.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "notiflow", "worker"], env=self.env, stdout=log, stderr=log
+            )
+        self.processes.append(process)
+        return process
+
+    def log(self, index: int) -> str:
+        return (self.tmp / f"worker-{index}.log").read_text()
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def workers(settings: Any, provider: ThreadedSandbox, tmp_path: Path) -> Iterator[Workers]:
+    group = Workers(settings, provider, tmp_path)
+    yield group
+    group.stop_all()
+
+
+async def _sent_at_least(api: httpx.AsyncClient, mailing_id: int, n: int) -> bool:
+    return (await get_stats(api, mailing_id))["stats"]["sent"] >= n  # type: ignore[no-any-return]
+
+
+async def test_kill_9_then_restart_loses_nothing(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, workers: Workers
+) -> None:
+    await import_clients(api, 400)
+    provider.configure(latency_ms=30)
+    first = workers.start()
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: _sent_at_least(api, mailing["id"], 60), timeout=30)
+    first.kill()  # SIGKILL: no chance to give anything back
+    first.wait()
+    stats = await get_stats(api, mailing["id"])
+    assert stats["stats"]["sent"] < 400
+    workers.start()
+    await wait_for(lambda: completed(api, mailing["id"]), timeout=60)
+    messages = await messages_of(app, mailing["id"])
+    assert {m.status for m in messages} == {"sent"}
+    accepted = Counter(provider.accepted())
+    assert set(accepted) == {m.id for m in messages}
+    duplicates = sum(n - 1 for n in accepted.values())
+    assert duplicates <= CONCURRENCY  # bounded by what was in flight when it died
+
+
+async def test_sigterm_finishes_in_flight_work_and_loses_nothing(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, workers: Workers
+) -> None:
+    await import_clients(api, 400)
+    provider.configure(latency_ms=30)
+    first = workers.start()
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: _sent_at_least(api, mailing["id"], 60), timeout=30)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=15) == 0
+    assert "engine stopped" in workers.log(0)
+    stats = await get_stats(api, mailing["id"])
+    assert stats["stats"]["sending"] == 0  # everything in flight was stored or given back
+    assert stats["stats"]["sent"] < 400
+    workers.start()
+    await wait_for(lambda: completed(api, mailing["id"]), timeout=60)
+    accepted = provider.accepted()
+    assert len(accepted) == len(set(accepted)) == 400  # not one duplicate
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("count", [2, 3])
+async def test_workers_share_the_queue_without_duplicates(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    workers: Workers,
+    count: int,
+) -> None:
+    await import_clients(api, 3000)
+    provider.configure(latency_ms=5, error_rate=0.05)
+    for _ in range(count):
+        workers.start()
+    await asyncio.sleep(1.5)  # let every worker come up before the work appears
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: completed(api, mailing["id"]), timeout=90)
+    accepted = provider.accepted()
+    assert len(accepted) == len(set(accepted)) == 3000
+    workers.stop_all()
+    sent_by = [
+        int(re.search(r"engine stopped .* sent=(\d+)", workers.log(i)).group(1))  # type: ignore[union-attr]
+        for i in range(count)
+    ]
+    assert sum(sent_by) == 3000
+    assert all(n > 0 for n in sent_by), sent_by
