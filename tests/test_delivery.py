@@ -511,3 +511,23 @@ async def test_small_mailing_is_not_stuck_behind_a_large_one(
     big_sent = (await get_stats(api, big["id"]))["stats"]["sent"]
     assert big_sent < 1500, "the small mailing had to wait for the large one"
     await wait_for(lambda: completed(api, big["id"]), timeout=30)
+
+
+async def test_statistics_match_the_messages_at_every_moment(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> None:
+    await import_clients(api, 400)
+    provider.configure(**FAULTS["mix"])
+    await start_engine(provider_timeout=0.3, breaker_min_requests=1000)
+    mailing = await create_mailing(api, clock)
+    checks = 0
+    while not await completed(api, mailing["id"]):
+        await assert_counters_match(app, mailing["id"])
+        checks += 1
+        await asyncio.sleep(0.02)
+        assert checks < 2000, "the mailing did not complete"
+    await assert_counters_match(app, mailing["id"])
+    assert checks > 3
+    overall = (await api.get("/api/v1/stats")).json()
+    assert overall["messages"]["sent"] == 400
+    assert overall["mailings_by_status"]["completed"] == 1

@@ -202,7 +202,9 @@ def worker() -> None:
 @app.command()
 def sandbox(
     host: HostOption = "127.0.0.1",
-    port: PortOption = 8080,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0, max=65535)
+    ] = 8080,
     token: Annotated[str, typer.Option(help="Bearer token to require; empty: none.")] = "",
     latency_ms: Annotated[float, typer.Option(help="Delay of each answer.", min=0)] = 0,
     jitter_ms: Annotated[float, typer.Option(help="Random ± added to the delay.", min=0)] = 0,
@@ -253,7 +255,10 @@ def sandbox(
 
         emulator = Sandbox(config, seed=seed)
         url = await emulator.start(host, port)
-        typer.echo(f"sandbox provider at {url}  (control: http://{host}:{port}/_sandbox/config)")
+        typer.echo(
+            f"sandbox provider at {url}  "
+            f"(control: http://{host}:{emulator.port}/_sandbox/config)"
+        )
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

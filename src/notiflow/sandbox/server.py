@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from aiohttp import web
@@ -43,6 +43,13 @@ class FaultConfig:
     log_limit: int = 2_000_000
 
     def update(self, changes: dict[str, Any]) -> None:
+        """Apply ``changes`` all at once, or none of them if any is invalid."""
+        candidate = replace(self)
+        candidate._apply(changes)
+        for name in (f.name for f in fields(self)):
+            setattr(self, name, getattr(candidate, name))
+
+    def _apply(self, changes: dict[str, Any]) -> None:
         known = {f.name: f.type for f in fields(self)}
         for key, value in changes.items():
             if key not in known:
@@ -84,7 +91,7 @@ class Sandbox:
         self._host = "127.0.0.1"
         self.port = 0
         self._outage_task: asyncio.Task[None] | None = None
-        self._hanging: set[asyncio.Task[Any]] = set()
+        self._down = False
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -114,6 +121,10 @@ class Sandbox:
 
     async def _send(self, request: web.Request) -> web.StreamResponse:
         arrived = time.time()
+        if self._down:  # a kept-alive connection during an outage: cut it
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
         config = self.config
         if config.token and request.headers.get("Authorization") != f"Bearer {config.token}":
             self._log(Received(None, None, None, arrived, "unauthorized"))
@@ -221,6 +232,7 @@ class Sandbox:
         self._outage_task = asyncio.ensure_future(self._run_outage(seconds))
 
     async def _run_outage(self, seconds: float) -> None:
+        self._down = True
         if self._site is not None:
             await self._site.stop()
             self._site = None
@@ -228,7 +240,9 @@ class Sandbox:
         try:
             await asyncio.sleep(seconds)
         finally:
-            await self._listen()
+            self._down = False
+            if self._runner is not None:
+                await self._listen()
             log.info("outage over")
 
     async def _listen(self) -> None:
