@@ -90,13 +90,13 @@ class ThreadedSandbox:
 
 
 async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, interval: float = 0.05
+    predicate: Callable[[], Awaitable[bool]], *, within: float = 20.0, interval: float = 0.05
 ) -> None:
-    """Poll ``predicate`` until it holds; fail the test when it does not within ``timeout``."""
-    deadline = time.monotonic() + timeout
+    """Poll ``predicate`` until it holds; fail the test when it does not ``within`` seconds."""
+    deadline = time.monotonic() + within
     while True:
         if await predicate():
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)

@@ -18,7 +18,6 @@ from sqlalchemy import select, text
 from notiflow.db.session import transaction
 from notiflow.delivery.engine import Engine
 from notiflow.models import Message
-from notiflow.stats import repository as counters
 from tests.delivery_support import FAST, SANDBOX_TOKEN, LiveClock, ThreadedSandbox, wait_for
 from tests.helpers import iso
 
@@ -68,7 +67,12 @@ async def import_clients(
 
 
 async def create_mailing(
-    api: httpx.AsyncClient, clock: LiveClock, *, start_in: float = 0, duration: float = 3600, **extra: Any
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    *,
+    start_in: float = 0,
+    duration: float = 3600,
+    **extra: Any,
 ) -> dict[str, Any]:
     now = clock()
     response = await api.post(
@@ -89,7 +93,8 @@ async def get_stats(api: httpx.AsyncClient, mailing_id: int) -> dict[str, Any]:
 
 
 async def completed(api: httpx.AsyncClient, mailing_id: int) -> bool:
-    return (await get_stats(api, mailing_id))["status"] == "completed"
+    status: str = (await get_stats(api, mailing_id))["status"]
+    return status == "completed"
 
 
 async def messages_of(app: Any, mailing_id: int) -> list[Message]:
@@ -101,20 +106,32 @@ async def messages_of(app: Any, mailing_id: int) -> list[Message]:
 
 
 async def assert_counters_match(app: Any, mailing_id: int) -> None:
-    """Counters equal a recount, read in one snapshot."""
+    """Counters equal a recount, read in one statement, hence one snapshot on both databases."""
+    statuses = ("pending", "sending", "sent", "failed", "expired", "cancelled")
+    recount = ", ".join(
+        f"(SELECT count(*) FROM messages WHERE mailing_id = :m AND status = '{s}')"
+        for s in statuses
+    )
+    stored = ", ".join(f"s.{s}" for s in statuses)
     async with transaction(app.state.sessionmaker) as session:
-        if session.get_bind().dialect.name == "postgresql":
-            await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        stored = counters.counts_of(await counters.get(session, mailing_id))
-        recount = await counters.recount(session, mailing_id)
-    assert dict(stored) == recount
+        row = (
+            await session.execute(
+                text(f"SELECT {stored}, {recount} FROM mailing_stats s WHERE s.mailing_id = :m"),
+                {"m": mailing_id},
+            )
+        ).one()
+    assert dict(zip(statuses, row[:6], strict=True)) == dict(zip(statuses, row[6:], strict=True))
 
 
 # --- the happy path ------------------------------------------------------------------------------
 
 
 async def test_mailing_sends_every_message_once(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 120)
     await start_engine()
@@ -127,7 +144,10 @@ async def test_mailing_sends_every_message_once(
     messages = await messages_of(app, mailing["id"])
     assert sorted(accepted) == [m.id for m in messages]  # each message exactly once
     received = {e.id: e for e in provider.received}
-    client_phones = {c["id"]: c["phone"] for c in (await api.get("/api/v1/clients", params={"limit": 1000})).json()["items"]}
+    client_phones = {
+        c["id"]: c["phone"]
+        for c in (await api.get("/api/v1/clients", params={"limit": 1000})).json()["items"]
+    }
     for message in messages:
         assert message.status == "sent"
         assert message.attempts == 1
@@ -140,22 +160,28 @@ async def test_mailing_sends_every_message_once(
 
 
 async def test_audience_follows_the_filter(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 10, tag="vip")
     await import_clients(api, 10, start=100, tag="new")
     await api.patch("/api/v1/clients/1", json={"operator_code": "916"})
     await start_engine()
-    mailing = await create_mailing(
-        api, clock, filter={"tags": ["vip"], "operator_codes": ["900"]}
-    )
+    mailing = await create_mailing(api, clock, filter={"tags": ["vip"], "operator_codes": ["900"]})
     await wait_for(lambda: completed(api, mailing["id"]))
     sent_phones = {e.phone for e in provider.received}
     assert sent_phones == {int(f"7900{i:07d}") for i in range(1, 10)}
 
 
 async def test_future_start_is_on_time(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 5)
     await start_engine(engine_poll_seconds=30)  # the scheduler must wake by the start time itself
@@ -163,7 +189,7 @@ async def test_future_start_is_on_time(
     assert mailing["status"] == "scheduled"
     await asyncio.sleep(1.0)
     assert provider.received == []
-    await wait_for(lambda: completed(api, mailing["id"]), timeout=10)
+    await wait_for(lambda: completed(api, mailing["id"]), within=10)
     start = clock().fromisoformat(mailing["start_time"].replace("Z", "+00:00")).timestamp()
     first = min(e.at for e in provider.received)
     assert 0 <= first - start <= 1.0, first - start
@@ -191,7 +217,7 @@ async def test_materialising_twice_writes_nothing_more(
 
 # --- a misbehaving provider ----------------------------------------------------------------------
 
-FAULTS = {
+FAULTS: dict[str, dict[str, float]] = {
     "5xx": {"error_rate": 0.4},
     "garbage 200": {"garbage_rate": 0.4},
     "hangs": {"hang_rate": 0.2},
@@ -221,10 +247,10 @@ async def test_faults_end_with_every_message_sent_once(
     fault: str,
 ) -> None:
     await import_clients(api, 60)
-    provider.configure(**FAULTS[fault])
+    provider.configure(**dict(FAULTS[fault]))
     await start_engine(provider_timeout=0.3, breaker_min_requests=1000)
     mailing = await create_mailing(api, clock)
-    await wait_for(lambda: completed(api, mailing["id"]), timeout=40)
+    await wait_for(lambda: completed(api, mailing["id"]), within=40)
     messages = await messages_of(app, mailing["id"])
     assert {m.status for m in messages} == {"sent"}
     accepted = provider.accepted()
@@ -244,7 +270,11 @@ async def test_faults_end_with_every_message_sent_once(
 
 
 async def test_4xx_fails_at_once(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 60)
     provider.configure(reject_rate=0.5)
@@ -258,14 +288,19 @@ async def test_4xx_fails_at_once(
         expected = "sent" if outcome[message.id] == "ok" else "failed"
         assert message.status == expected
         if expected == "failed":
-            assert message.last_error is not None and message.last_error.startswith("HTTP 400")
+            assert message.last_error is not None
+            assert message.last_error.startswith("HTTP 400")
     stats = await get_stats(api, mailing["id"])
     assert stats["errors"] == [{"error": "HTTP 400", "count": stats["stats"]["failed"]}]
     assert 0 < stats["stats"]["failed"] < 60
 
 
 async def test_max_attempts_fails_the_message(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 5)
     provider.configure(error_rate=1.0)
@@ -279,14 +314,18 @@ async def test_max_attempts_fails_the_message(
 
 
 async def test_nothing_is_sent_after_end_time_when_the_provider_is_down(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 40)
     provider.configure(error_rate=0.5, hang_rate=0.5)
     await start_engine(provider_timeout=5.0, breaker_min_requests=1000)
     mailing = await create_mailing(api, clock, duration=1.5)
     end = clock().fromisoformat(mailing["end_time"].replace("Z", "+00:00")).timestamp()
-    await wait_for(lambda: completed(api, mailing["id"]), timeout=15)
+    await wait_for(lambda: completed(api, mailing["id"]), within=15)
     assert provider.received, "the engine should have tried"
     assert max(e.at for e in provider.received) <= end
     messages = await messages_of(app, mailing["id"])
@@ -297,13 +336,17 @@ async def test_nothing_is_sent_after_end_time_when_the_provider_is_down(
 
 
 async def test_outage_trips_the_breaker_and_recovers(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 200)
     provider.configure(error_rate=1.0)
     engine = await start_engine(breaker_min_requests=10, breaker_window=20, send_concurrency=4)
     mailing = await create_mailing(api, clock)
-    await wait_for(lambda: _provider_state(engine, "circuit_open"), timeout=10)
+    await wait_for(lambda: _provider_state(engine, "circuit_open"), within=10)
     health = (await api.get("/health")).json()
     assert health["engine"]["provider"] in ("circuit_open", "circuit_half_open")
     assert health["status"] == "degraded"
@@ -313,22 +356,27 @@ async def test_outage_trips_the_breaker_and_recovers(
     assert during < 60, during
     assert (await api.get("/api/v1/stats")).status_code == 200  # the API is unaffected
     provider.configure(error_rate=0.0)
-    await wait_for(lambda: completed(api, mailing["id"]), timeout=30)
+    await wait_for(lambda: completed(api, mailing["id"]), within=30)
     assert len(set(provider.accepted())) == len(provider.accepted()) == 200
     assert engine.breaker_state() == "closed"
 
 
 async def _provider_state(engine: Engine, state: str) -> bool:
-    return engine.health()["provider"] == state
+    current: str = engine.health()["provider"]
+    return current == state
 
 
 async def test_wrong_token_pauses_sending_without_burning_the_queue(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 50)
     engine = await start_engine(token="wrong-token", send_max_attempts=2)
     mailing = await create_mailing(api, clock)
-    await wait_for(lambda: _provider_state(engine, "unauthorized"), timeout=10)
+    await wait_for(lambda: _provider_state(engine, "unauthorized"), within=10)
     await asyncio.sleep(1.0)
     health = (await api.get("/health")).json()
     assert health["status"] == "degraded"
@@ -339,7 +387,7 @@ async def test_wrong_token_pauses_sending_without_burning_the_queue(
     probes = [e for e in provider.received if e.outcome == "unauthorized"]
     assert len(probes) <= 32 + 6  # the first round in flight, then one probe per pause
     provider.configure(token="wrong-token")  # the operator fixes the provider side
-    await wait_for(lambda: completed(api, mailing["id"]), timeout=20)
+    await wait_for(lambda: completed(api, mailing["id"]), within=20)
     messages = await messages_of(app, mailing["id"])
     assert {m.status for m in messages} == {"sent"}
     assert all(m.attempts == 1 for m in messages)  # refused attempts do not count
@@ -350,7 +398,11 @@ async def test_wrong_token_pauses_sending_without_burning_the_queue(
 
 
 async def test_send_window_in_each_clients_local_time(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 5, timezone="UTC")  # 08:00 local: waits until 09:00
     await import_clients(api, 5, start=10, timezone="+01:00")  # 09:00 local: inside
@@ -384,7 +436,11 @@ async def _count(api: httpx.AsyncClient, mailing_id: int, status: str, expected:
 
 
 async def test_changing_the_window_of_a_running_mailing(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 10)
     clock.set(clock().replace(hour=12, minute=0) + timedelta(days=1))
@@ -395,10 +451,11 @@ async def test_changing_the_window_of_a_running_mailing(
     await wait_for(lambda: _all_deferred(app, mailing["id"], 10))
     assert provider.received == []
     response = await api.patch(
-        f"/api/v1/mailings/{mailing['id']}", json={"send_window": {"start": "11:00", "end": "13:00"}}
+        f"/api/v1/mailings/{mailing['id']}",
+        json={"send_window": {"start": "11:00", "end": "13:00"}},
     )
     assert response.status_code == 200
-    await wait_for(lambda: completed(api, mailing["id"]), timeout=5)
+    await wait_for(lambda: completed(api, mailing["id"]), within=5)
     assert len(provider.accepted()) == 10
 
 
@@ -416,7 +473,11 @@ SLOW = {"latency_ms": 100}
 
 
 async def test_cancel_stops_sending_within_a_second(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 300)
     provider.configure(**SLOW)
@@ -444,7 +505,11 @@ async def _count_at_least(api: httpx.AsyncClient, mailing_id: int, status: str, 
 
 
 async def test_delete_stops_sending_within_a_second(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 300)
     provider.configure(**SLOW)
@@ -460,7 +525,11 @@ async def test_delete_stops_sending_within_a_second(
 
 
 async def test_moving_end_time_earlier_expires_the_rest(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 300)
     provider.configure(**SLOW)
@@ -470,7 +539,7 @@ async def test_moving_end_time_earlier_expires_the_rest(
     new_end = clock() + timedelta(seconds=1)
     response = await api.patch(f"/api/v1/mailings/{mailing['id']}", json={"end_time": iso(new_end)})
     assert response.status_code == 200
-    await wait_for(lambda: completed(api, mailing["id"]), timeout=10)
+    await wait_for(lambda: completed(api, mailing["id"]), within=10)
     assert max(e.at for e in provider.received) <= new_end.timestamp()
     counts = (await get_stats(api, mailing["id"]))["stats"]
     assert counts["sent"] + counts["expired"] == 300
@@ -479,7 +548,11 @@ async def test_moving_end_time_earlier_expires_the_rest(
 
 
 async def test_deleted_clients_are_never_sent_to(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 30)
     provider.configure(**SLOW)
@@ -490,7 +563,7 @@ async def test_deleted_clients_are_never_sent_to(
     gone = clients[-5:]
     for client in gone:
         assert (await api.delete(f"/api/v1/clients/{client['id']}")).status_code == 204
-    await wait_for(lambda: completed(api, mailing["id"]), timeout=20)
+    await wait_for(lambda: completed(api, mailing["id"]), within=20)
     received_phones = {str(e.phone) for e in provider.received}
     assert not received_phones & {c["phone"] for c in gone}
     counts = (await get_stats(api, mailing["id"]))["stats"]
@@ -498,7 +571,11 @@ async def test_deleted_clients_are_never_sent_to(
 
 
 async def test_small_mailing_is_not_stuck_behind_a_large_one(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 1500, tag="big")
     await import_clients(api, 10, start=5000, tag="small")
@@ -507,17 +584,21 @@ async def test_small_mailing_is_not_stuck_behind_a_large_one(
     big = await create_mailing(api, clock, filter={"tags": ["big"]})
     await wait_for(lambda: _count_at_least(api, big["id"], "sent", 50))
     small = await create_mailing(api, clock, filter={"tags": ["small"]})
-    await wait_for(lambda: completed(api, small["id"]), timeout=10)
+    await wait_for(lambda: completed(api, small["id"]), within=10)
     big_sent = (await get_stats(api, big["id"]))["stats"]["sent"]
     assert big_sent < 1500, "the small mailing had to wait for the large one"
-    await wait_for(lambda: completed(api, big["id"]), timeout=30)
+    await wait_for(lambda: completed(api, big["id"]), within=30)
 
 
 async def test_statistics_match_the_messages_at_every_moment(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
 ) -> None:
     await import_clients(api, 400)
-    provider.configure(**FAULTS["mix"])
+    provider.configure(**dict(FAULTS["mix"]))
     await start_engine(provider_timeout=0.3, breaker_min_requests=1000)
     mailing = await create_mailing(api, clock)
     checks = 0

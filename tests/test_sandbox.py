@@ -106,7 +106,7 @@ async def test_latency(sandbox: tuple[Sandbox, str]) -> None:
 
 
 async def test_outage_refuses_connections_then_recovers(sandbox: tuple[Sandbox, str]) -> None:
-    server, url = sandbox
+    _server, url = sandbox
     base = url.removesuffix("/v1/send")
     async with httpx.AsyncClient() as client:
         response = await client.post(f"{base}/_sandbox/outage", json={"seconds": 0.5})
@@ -168,7 +168,11 @@ def test_command_line(tmp_path: Path) -> None:
             process.stdout.close()
     bad = subprocess.run(
         [sys.executable, "-m", "notiflow", "sandbox", "--error-rate", "0.7", "--drop-rate", "0.7"],
-        capture_output=True, text=True, env=env, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
     )
     assert bad.returncode == 2
     assert "add up" in bad.stderr

@@ -48,9 +48,7 @@ def utc(text: str) -> datetime:
         ("2026-11-01 04:30", "01:00", "03:00", "America/New_York", "2026-11-01 05:00"),
     ],
 )
-def test_next_opening(
-    now: str, start: str, end: str, zone: str, expected: str | None
-) -> None:
+def test_next_opening(now: str, start: str, end: str, zone: str, expected: str | None) -> None:
     result = next_opening(
         utc(now), start=time.fromisoformat(start), end=time.fromisoformat(end), timezone=zone
     )

@@ -85,13 +85,13 @@ async def test_kill_9_then_restart_loses_nothing(
     provider.configure(latency_ms=30)
     first = workers.start()
     mailing = await create_mailing(api, clock)
-    await wait_for(lambda: _sent_at_least(api, mailing["id"], 60), timeout=30)
+    await wait_for(lambda: _sent_at_least(api, mailing["id"], 60), within=30)
     first.kill()  # SIGKILL: no chance to give anything back
     first.wait()
     stats = await get_stats(api, mailing["id"])
     assert stats["stats"]["sent"] < 400
     workers.start()
-    await wait_for(lambda: completed(api, mailing["id"]), timeout=60)
+    await wait_for(lambda: completed(api, mailing["id"]), within=60)
     messages = await messages_of(app, mailing["id"])
     assert {m.status for m in messages} == {"sent"}
     accepted = Counter(provider.accepted())
@@ -107,7 +107,7 @@ async def test_sigterm_finishes_in_flight_work_and_loses_nothing(
     provider.configure(latency_ms=30)
     first = workers.start()
     mailing = await create_mailing(api, clock)
-    await wait_for(lambda: _sent_at_least(api, mailing["id"], 60), timeout=30)
+    await wait_for(lambda: _sent_at_least(api, mailing["id"], 60), within=30)
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=15) == 0
     assert "engine stopped" in workers.log(0)
@@ -115,7 +115,7 @@ async def test_sigterm_finishes_in_flight_work_and_loses_nothing(
     assert stats["stats"]["sending"] == 0  # everything in flight was stored or given back
     assert stats["stats"]["sent"] < 400
     workers.start()
-    await wait_for(lambda: completed(api, mailing["id"]), timeout=60)
+    await wait_for(lambda: completed(api, mailing["id"]), within=60)
     accepted = provider.accepted()
     assert len(accepted) == len(set(accepted)) == 400  # not one duplicate
 
@@ -136,7 +136,7 @@ async def test_workers_share_the_queue_without_duplicates(
         workers.start()
     await asyncio.sleep(1.5)  # let every worker come up before the work appears
     mailing = await create_mailing(api, clock)
-    await wait_for(lambda: completed(api, mailing["id"]), timeout=90)
+    await wait_for(lambda: completed(api, mailing["id"]), within=90)
     accepted = provider.accepted()
     assert len(accepted) == len(set(accepted)) == 3000
     workers.stop_all()

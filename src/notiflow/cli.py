@@ -256,8 +256,7 @@ def sandbox(
         emulator = Sandbox(config, seed=seed)
         url = await emulator.start(host, port)
         typer.echo(
-            f"sandbox provider at {url}  "
-            f"(control: http://{host}:{emulator.port}/_sandbox/config)"
+            f"sandbox provider at {url}  (control: http://{host}:{emulator.port}/_sandbox/config)"
         )
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,6 +18,10 @@ from notiflow.config import Settings
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # The driver's own transaction handling starts a transaction only before statements that
+    # begin with INSERT/UPDATE/DELETE, so a `WITH … UPDATE` would run outside it. Notiflow begins
+    # every transaction itself instead (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers run while one writer writes; foreign keys make ON DELETE rules work;
     # busy_timeout makes a second writer wait instead of failing at once.
@@ -26,6 +30,12 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # IMMEDIATE takes the write lock up front: SQLite has one writer at a time anyway, and a
+    # transaction that read first could otherwise fail to upgrade after another one committed.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
@@ -46,6 +56,7 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
     engine = create_async_engine(settings.database_url, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
 
