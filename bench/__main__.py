@@ -1,6 +1,7 @@
 """``make bench``: run every benchmark and print one table. Not a test: figures, not assertions.
 
-Set NOTIFLOW_BENCH_ONLY=import,stats to run a subset.
+Set NOTIFLOW_BENCH_ONLY to a comma-separated subset of
+import, stats, send, scale, materialise, start.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import import_clients, stats
+from bench import delivery, import_clients, stats
 from bench.common import Row, print_table
 
 
@@ -26,6 +27,20 @@ def main() -> int:
         if not only or "stats" in only:
             rows += stats.run(workdir)
             print("  done: stats", file=sys.stderr)
+        if not only or "send" in only:
+            rows += delivery.throughput("postgres", workdir, 0)
+            rows += delivery.throughput("postgres", workdir, 50, send_concurrency=512)
+            rows += delivery.throughput("sqlite", workdir, 0)
+            print("  done: send", file=sys.stderr)
+        if not only or "scale" in only:
+            rows += delivery.scale_out(workdir, 50, 128)
+            print("  done: scale", file=sys.stderr)
+        if not only or "materialise" in only:
+            rows += delivery.materialise(workdir)
+            print("  done: materialise", file=sys.stderr)
+        if not only or "start" in only:
+            rows += delivery.start_latency(workdir)
+            print("  done: start", file=sys.stderr)
     print_table(rows)
     return 0
 

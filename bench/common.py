@@ -116,14 +116,22 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def server(database_url: str, workdir: Path, *, command: str = "serve") -> Iterator[httpx.Client]:
-    """``notiflow serve`` as a real process; yields an HTTP client with the bench token."""
+def server(
+    database_url: str,
+    workdir: Path,
+    *,
+    command: str = "serve",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[tuple[httpx.Client, int]]:
+    """``notiflow serve`` (or ``api``) as a real process; yields an HTTP client with the bench
+    token, and the process id."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("NOTIFLOW_")},
         "NOTIFLOW_DATABASE_URL": database_url,
         "NOTIFLOW_API_TOKENS": TOKEN,
         "NOTIFLOW_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     log = open(workdir / f"server-{port}.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
@@ -148,7 +156,7 @@ def server(database_url: str, workdir: Path, *, command: str = "serve") -> Itera
         with httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=600
         ) as client:
-            yield client
+            yield client, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -21,7 +21,7 @@ def csv_body(rows: int, tag: str) -> bytes:
 
 def run(kind: str, workdir: Path) -> list[Row]:
     rows: list[Row] = []
-    with database(kind, workdir) as url, server(url, workdir) as http:
+    with database(kind, workdir) as url, server(url, workdir) as (http, _pid):
         for label, tag in (("new clients", "a"), ("same phones, new tags: updates", "b")):
             body = csv_body(ROWS, tag)
             started = time.perf_counter()

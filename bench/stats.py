@@ -96,7 +96,7 @@ def _timed(call: object, repeat: int) -> tuple[float, float]:
 
 def run(workdir: Path) -> list[Row]:
     rows: list[Row] = []
-    with database("postgres", workdir) as url, server(url, workdir) as http:
+    with database("postgres", workdir) as url, server(url, workdir) as (http, _pid):
         now = datetime.now(UTC)
         mailing = http.post(
             "/api/v1/mailings",
