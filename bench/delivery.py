@@ -16,9 +16,8 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.common import TOKEN, Row, database, free_port, server
+from bench.common import Row, database, free_port, server
 from bench.import_clients import csv_body
 
 CLIENTS = 100_000
@@ -61,10 +60,19 @@ def sandbox(workdir: Path, latency_ms: float) -> Iterator[tuple[str, int]]:
     with open(workdir / f"sandbox-{port}.log", "w") as log:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "notiflow", "sandbox", "--port", str(port),
-                "--latency-ms", str(latency_ms), "--token", "bench-provider",
+                sys.executable,
+                "-m",
+                "notiflow",
+                "sandbox",
+                "--port",
+                str(port),
+                "--latency-ms",
+                str(latency_ms),
+                "--token",
+                "bench-provider",
             ],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "NOTIFLOW_LOG_LEVEL": "WARNING"},
         )
     try:
@@ -114,7 +122,8 @@ def throughput(kind: str, workdir: Path, latency_ms: float, **settings: Any) -> 
         server(url, workdir, extra_env=provider_env(provider_url, **settings)) as (http, pid),
     ):
         response = http.post(
-            "/api/v1/clients/import", content=csv_body(CLIENTS, "t"),
+            "/api/v1/clients/import",
+            content=csv_body(CLIENTS, "t"),
             headers={"Content-Type": "text/csv"},
         )
         response.raise_for_status()
@@ -138,8 +147,13 @@ def throughput(kind: str, workdir: Path, latency_ms: float, **settings: Any) -> 
             f">= {target:,} msg/s" if target and kind == "postgres" else "reported",
             rate >= target if target and kind == "postgres" else None,
         ),
-        Row("peak RSS of the sending process, 100k mailing", kind, f"{rss:.0f} MB",
-            "<= 300 MB", rss <= 300),
+        Row(
+            "peak RSS of the sending process, 100k mailing",
+            kind,
+            f"{rss:.0f} MB",
+            "<= 300 MB",
+            rss <= 300,
+        ),
     ]
     return rows
 
@@ -160,12 +174,17 @@ def scale_out(workdir: Path, latency_ms: float, concurrency: int) -> list[Row]:
                 **provider_env(provider_url, send_concurrency=concurrency),
             }
             http.post(
-                "/api/v1/clients/import", content=csv_body(CLIENTS, "t"),
+                "/api/v1/clients/import",
+                content=csv_body(CLIENTS, "t"),
                 headers={"Content-Type": "text/csv"},
             ).raise_for_status()
             processes = [
-                subprocess.Popen([sys.executable, "-m", "notiflow", "worker"], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.Popen(
+                    [sys.executable, "-m", "notiflow", "worker"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 for _ in range(workers)
             ]
             try:
@@ -190,14 +209,14 @@ def scale_out(workdir: Path, latency_ms: float, concurrency: int) -> list[Row]:
 
 
 async def _materialise(url: str, count: int) -> float:
-    from notiflow.db.engine import create_engine, create_sessionmaker
     from notiflow.config import Settings
+    from notiflow.db.engine import create_engine, create_sessionmaker
     from notiflow.db.session import transaction
     from notiflow.delivery import queue
-    from notiflow.mailings.schemas import MailingCreate
     from notiflow.mailings import service
+    from notiflow.mailings.schemas import MailingCreate
 
-    settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=url, _env_file=None)
     engine = create_engine(settings)
     maker = create_sessionmaker(engine)
     try:
@@ -232,8 +251,15 @@ async def _materialise(url: str, count: int) -> float:
 def materialise(workdir: Path) -> list[Row]:
     with database("postgres", workdir) as url:
         seconds = asyncio.run(_materialise(url, 1_000_000))
-    return [Row("write a 1,000,000-client audience (INSERT … SELECT)", "postgres",
-                f"{seconds:.1f} s", "<= 10 s", seconds <= 10)]
+    return [
+        Row(
+            "write a 1,000,000-client audience (INSERT … SELECT)",
+            "postgres",
+            f"{seconds:.1f} s",
+            "<= 10 s",
+            seconds <= 10,
+        )
+    ]
 
 
 def start_latency(workdir: Path, repeat: int = 5) -> list[Row]:
@@ -250,8 +276,11 @@ def start_latency(workdir: Path, repeat: int = 5) -> list[Row]:
             start = datetime.now(UTC) + timedelta(seconds=2)
             http.post(
                 "/api/v1/mailings",
-                json={"text": "x", "start_time": start.isoformat(),
-                      "end_time": (start + timedelta(hours=1)).isoformat()},
+                json={
+                    "text": "x",
+                    "start_time": start.isoformat(),
+                    "end_time": (start + timedelta(hours=1)).isoformat(),
+                },
             ).raise_for_status()
             for _ in range(100):
                 log = httpx.get(f"{control}/_sandbox/log").json()
@@ -260,6 +289,13 @@ def start_latency(workdir: Path, repeat: int = 5) -> list[Row]:
                 time.sleep(0.1)
             samples.append(log[0]["at"] - start.timestamp())
     worst = max(samples)
-    return [Row("start latency: start_time → first provider request", "postgres",
-                f"max {worst * 1000:.0f} ms over {repeat} (mean "
-                f"{sum(samples) / len(samples) * 1000:.0f} ms)", "<= 1000 ms", worst <= 1.0)]
+    return [
+        Row(
+            "start latency: start_time → first provider request",
+            "postgres",
+            f"max {worst * 1000:.0f} ms over {repeat} (mean "
+            f"{sum(samples) / len(samples) * 1000:.0f} ms)",
+            "<= 1000 ms",
+            worst <= 1.0,
+        )
+    ]

@@ -420,12 +420,17 @@ async def write_back(
             )
         result = await session.execute(_sqlite_write_back(len(results)), params)
     stored = set(result.scalars())
+    late_sent = await _record_late_sends(session, worker, results, stored, now)
     deltas: dict[int, counters.CounterDelta] = defaultdict(counters.CounterDelta)
     for r in results:
-        if r.id not in stored:
+        if r.id in late_sent:
+            old = MessageStatus.cancelled.value
+        elif r.id in stored:
+            old = SENDING
+        else:
             continue
         delta = deltas[r.mailing_id]
-        delta.move(SENDING, r.status.value)
+        delta.move(old, r.status.value)
         if r.attempted:
             delta.attempts += 1
             if r.attempts == 2:
@@ -439,7 +444,37 @@ async def write_back(
             delta.finished(now, sent=False)
     for mailing_id in sorted(deltas):
         await counters.apply(session, mailing_id, deltas[mailing_id])
-    return len(stored)
+    return len(stored) + len(late_sent)
+
+
+async def _record_late_sends(
+    session: AsyncSession, worker: str, results: Sequence[Done], stored: set[int], now: datetime
+) -> set[int]:
+    """A message cancelled while its request was already on its way, and that the provider
+    accepted, was sent: record the truth rather than ``cancelled``."""
+    late = {r.id: r for r in results if r.status is MessageStatus.sent and r.id not in stored}
+    if not late:
+        return set()
+    sent_at = min(r.sent_at or now for r in late.values())
+    result = await session.execute(
+        update(Message)
+        .where(
+            Message.id.in_(list(late)),
+            Message.status == MessageStatus.cancelled.value,
+            Message.claimed_by == worker,
+        )
+        .values(
+            status=MessageStatus.sent.value,
+            sent_at=sent_at,
+            attempts=Message.attempts + 1,
+            claimed_by=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(result.scalars())
 
 
 async def _back_to_pending(session: AsyncSession, condition: Any, *, now: datetime) -> int:

@@ -87,7 +87,9 @@ class Sender:
         self._rotation = 0
         self._in_flight: dict[asyncio.Task[Done], Claimed] = {}
         self._buffer: list[Done] = []
-        self._last_flush = time.monotonic()
+        self._flush_now = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._writer_done = False
         self._auth_paused_until: float | None = None
         self._auth_probe_out = False
         self.status = SenderStatus()
@@ -322,15 +324,54 @@ class Sender:
                     limit=want,
                 )
             claimed_total += len(claimed)
-            mailing = self._mailings[mailing_id]
+            mailing = self._mailings.get(mailing_id)
             for item in claimed:
-                settled = self._before_send(item, mailing, now)
+                settled = None if mailing is None else self._before_send(item, mailing, now)
+                if mailing is None:
+                    settled = self._expired(item, None)
                 if settled is not None:
-                    self._buffer.append(settled)
+                    self._store(settled)
                 else:
+                    assert mailing is not None
                     task = asyncio.create_task(self._send(item, mailing.text))
                     self._in_flight[task] = item
+                    task.add_done_callback(self._on_done)
         return claimed_total
+
+    def _store(self, done: Done) -> None:
+        self._buffer.append(done)
+        if len(self._buffer) >= self._settings.send_batch_size:
+            self._flush_now.set()
+
+    def _on_done(self, task: asyncio.Task[Done]) -> None:
+        """A send finished (or was cancelled): keep its outcome for the writer, free its slot."""
+        claimed = self._in_flight.pop(task, None)
+        self._slot_free.set()
+        if claimed is None:
+            return  # given back during a stop
+        now = self._clock()
+        if task.cancelled():
+            mailing = self._mailings.get(claimed.mailing_id)
+            if mailing is not None and mailing.end_time <= now:
+                self._store(self._expired(claimed, None))
+            # else: the mailing was cancelled or deleted; the API settled its messages.
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("send of message_id=%s crashed: %r", claimed.id, exc)
+            self._store(
+                Done(
+                    claimed.id,
+                    claimed.mailing_id,
+                    MessageStatus.pending,
+                    claimed.attempts,
+                    False,
+                    next_attempt_at=now + timedelta(seconds=self._settings.retry_base_seconds),
+                    last_error=f"internal error: {exc!r}"[:500],
+                )
+            )
+            return
+        self._store(task.result())
 
     async def _flush(self) -> None:
         if not self._buffer:
@@ -344,34 +385,24 @@ class Sender:
                     session, worker=self.worker, results=batch[start : start + size], now=now
                 )
         self.status.sent += sum(1 for d in batch if d.status is MessageStatus.sent)
-        self._last_flush = time.monotonic()
 
-    def _collect(self, done: set[asyncio.Task[Done]]) -> None:
-        now = self._clock()
-        for task in done:
-            claimed = self._in_flight.pop(task)
-            if task.cancelled():
-                mailing = self._mailings.get(claimed.mailing_id)
-                if mailing is not None and mailing.end_time <= now:
-                    self._buffer.append(self._expired(claimed, None))
-                # else: the mailing was cancelled or deleted; its rows were settled by the API.
-                continue
-            exc = task.exception()
-            if exc is not None:
-                log.error("send of message_id=%s crashed: %r", claimed.id, exc)
-                self._buffer.append(
-                    Done(
-                        claimed.id,
-                        claimed.mailing_id,
-                        MessageStatus.pending,
-                        claimed.attempts,
-                        False,
-                        next_attempt_at=now + timedelta(seconds=self._settings.retry_base_seconds),
-                        last_error=f"internal error: {exc!r}"[:500],
-                    )
-                )
-                continue
-            self._buffer.append(task.result())
+    async def _writer(self, stop: asyncio.Event) -> None:
+        """Store outcomes in batches, concurrently with claiming and sending."""
+        failures = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), FLUSH_SECONDS)
+            self._flush_now.clear()
+            if stop.is_set() and self._writer_done:
+                return
+            try:
+                await self._flush()
+                failures = 0
+            except (OperationalError, DBAPIError, OSError) as exc:
+                failures += 1
+                self.status.engine_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                log.error("storing outcomes failed (%s); retrying", exc)
+                await asyncio.sleep(min(0.5 * failures, 5.0))
 
     async def _idle_wait(self, stop: asyncio.Event) -> None:
         """Nothing to do: sleep until the next message is due, a change, or the poll interval."""
@@ -388,16 +419,19 @@ class Sender:
             wait = min(wait, max(0.01, self._auth_paused_until - time.monotonic()))
         if wait <= 0:
             return
-        waker = asyncio.ensure_future(self._wake.wait())
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({waker, stopper}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waker.cancel()
-            stopper.cancel()
+        await self._wait_any((self._wake, stop, self._slot_free), wait)
         if self._wake.is_set():
             self._wake.clear()
             await self._refresh(force=True)
+
+    @staticmethod
+    async def _wait_any(events: tuple[asyncio.Event, ...], seconds: float) -> None:
+        waiters = [asyncio.ensure_future(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     async def step(self, stop: asyncio.Event) -> None:
         await self._refresh(force=self._wake.is_set())
@@ -406,31 +440,28 @@ class Sender:
         free = concurrency - len(self._in_flight)
         budget = self._budget()
         claimed = 0
-        low_water = len(self._in_flight) <= concurrency // 2
-        if budget != 0 and free > 0 and low_water and self._mailings:
+        # Claim in chunks: wait until a quarter of the slots (or a batch) is free.
+        threshold = max(1, min(self._settings.send_batch_size, concurrency // 4))
+        if budget != 0 and self._mailings and (free >= threshold or not self._in_flight):
             limit = min(free, self._settings.send_batch_size) if budget < 0 else 1
-            claimed = await self._claim(limit)
+            if limit > 0:
+                claimed = await self._claim(limit)
             if budget == 1 and claimed:
                 if self._auth_paused_until is not None:
                     self._auth_probe_out = True
                 else:
                     self.breaker.probe_started()
-        if self._in_flight:
-            timeout = FLUSH_SECONDS if self._buffer else REFRESH_SECONDS
-            done, _ = await asyncio.wait(
-                set(self._in_flight), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            self._collect(done)
-        flush_due = time.monotonic() - self._last_flush >= FLUSH_SECONDS
-        if len(self._buffer) >= self._settings.send_batch_size or (
-            self._buffer and (flush_due or not self._in_flight)
-        ):
-            await self._flush()
         self._refresh_status()
-        if not self._in_flight and not claimed and not self._buffer:
+        if claimed and len(self._in_flight) < concurrency and claimed >= threshold:
+            return  # there may be more due right away
+        if self._in_flight:
+            self._slot_free.clear()
+            await self._wait_any((self._slot_free, stop, self._wake), REFRESH_SECONDS)
+        elif not claimed:
             await self._idle_wait(stop)
 
     async def run(self, stop: asyncio.Event) -> None:
+        writer = asyncio.create_task(self._writer(stop), name="writer")
         failures = 0
         try:
             while not stop.is_set():
@@ -447,20 +478,22 @@ class Sender:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), min(0.5 * failures, 10.0))
         finally:
-            await self._drain()
+            await self._drain(writer)
 
-    async def _drain(self) -> None:
+    async def _drain(self, writer: asyncio.Task[None]) -> None:
         """Graceful stop: let requests in flight finish (bounded), store every outcome, and give
         back whatever could not finish, so nothing is lost."""
         if self._in_flight:
-            done, _ = await asyncio.wait(
-                set(self._in_flight), timeout=self._settings.provider_timeout + 1
-            )
-            self._collect(done)
+            await asyncio.wait(set(self._in_flight), timeout=self._settings.provider_timeout + 1)
         leftover = list(self._in_flight.values())
-        for task in list(self._in_flight):
+        tasks = list(self._in_flight)
+        self._in_flight.clear()  # their done-callbacks now store nothing
+        for task in tasks:
             task.cancel()
-        self._in_flight.clear()
+        self._writer_done = True
+        self._flush_now.set()
+        with contextlib.suppress(Exception):
+            await writer
         try:
             await self._flush()
             if leftover:

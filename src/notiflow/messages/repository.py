@@ -89,12 +89,12 @@ async def insert_many(
 
 
 def _cancelled(reason: str, now: datetime) -> dict[str, object]:
+    # claimed_by stays: a worker whose request was already on its way may still record that
+    # the provider accepted the message (see delivery.queue.write_back).
     return {
         "status": MessageStatus.cancelled.value,
         "last_error": reason,
         "next_attempt_at": None,
-        "claimed_by": None,
-        "lease_expires_at": None,
         "updated_at": now,
     }
 
