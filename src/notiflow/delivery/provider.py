@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 import aiohttp
+from yarl import URL
 
 from notiflow.delivery.policy import Outcome, classify_exception, classify_response
 
@@ -22,6 +23,8 @@ class ProviderClient:
             self._headers["Authorization"] = f"Bearer {token}"
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
+        self._url = URL(self.base_url)
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def __aenter__(self) -> ProviderClient:
         connector = aiohttp.TCPConnector(
@@ -37,17 +40,28 @@ class ProviderClient:
             await self._session.close()
             self._session = None
 
+    @staticmethod
+    def encode_text(text: str) -> bytes:
+        """The JSON form of a mailing's text, made once per mailing rather than per message."""
+        return json.dumps(text, ensure_ascii=False).encode()
+
     async def send(
-        self, message_id: int, phone: str, text: str, *, seconds: float, now: datetime
+        self, message_id: int, phone: str, text: bytes, *, seconds: float, now: datetime
     ) -> Outcome:
-        """One attempt of at most ``seconds``; never raises for what the provider does."""
+        """One attempt of at most ``seconds``; never raises for what the provider does.
+
+        ``text`` is the JSON-encoded text (``encode_text``); ``phone`` holds only digits.
+        """
         assert self._session is not None, "use the client as an async context manager"
-        body = json.dumps({"id": message_id, "phone": int(phone), "text": text}).encode()
+        body = b'{"id": %d, "phone": %s, "text": %s}' % (message_id, phone.encode(), text)
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=seconds)
+            if len(self._timeouts) < 16:
+                self._timeouts[seconds] = timeout
         try:
             async with self._session.post(
-                f"{self.base_url}/{message_id}",
-                data=body,
-                timeout=aiohttp.ClientTimeout(total=seconds),
+                self._url / str(message_id), data=body, timeout=timeout
             ) as response:
                 payload = await response.content.read(MAX_BODY)
                 return classify_response(

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     String,
+    Table,
     and_,
     bindparam,
     func,
@@ -33,6 +34,8 @@ from notiflow.db.types import UTCDateTime
 from notiflow.models import Client, Mailing, MailingStats, MailingStatus, Message, MessageStatus
 from notiflow.stats import repository as counters
 
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+CLIENTS: Table = Client.__table__  # type: ignore[assignment]
 PENDING = MessageStatus.pending.value
 SENDING = MessageStatus.sending.value
 
@@ -288,24 +291,26 @@ async def claim(
     On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED``, so any number of workers
     claim disjoint sets without waiting for each other.
     """
+    # Core statements on the table (not the ORM entity): this is the hot path.
+    table = MESSAGES
     picked = (
-        select(Message.id)
+        select(table.c.id)
         .where(
-            Message.mailing_id == mailing_id,
-            Message.status == PENDING,
-            Message.next_attempt_at <= now,
+            table.c.mailing_id == mailing_id,
+            table.c.status == PENDING,
+            table.c.next_attempt_at <= now,
         )
-        .order_by(Message.next_attempt_at)
+        .order_by(table.c.next_attempt_at)
         .limit(limit)
     )
     if _is_pg(session):
         picked = picked.with_for_update(skip_locked=True)
-    result = await session.execute(
-        update(Message)
-        .where(Message.id.in_(picked.scalar_subquery()))
+    connection = await session.connection()
+    result = await connection.execute(
+        update(table)
+        .where(table.c.id.in_(picked.scalar_subquery()))
         .values(status=SENDING, claimed_by=worker, lease_expires_at=lease_until, updated_at=now)
-        .returning(Message.id, Message.client_id, Message.attempts)
-        .execution_options(synchronize_session=False)
+        .returning(table.c.id, table.c.client_id, table.c.attempts)
     )
     rows = result.all()
     if not rows:
@@ -316,8 +321,11 @@ async def claim(
     client_ids = [row.client_id for row in rows if row.client_id is not None]
     contacts: dict[int, tuple[str, str]] = {}
     if client_ids:
-        found = await session.execute(
-            select(Client.id, Client.phone, Client.timezone).where(Client.id.in_(client_ids))
+        clients = CLIENTS
+        found = await connection.execute(
+            select(clients.c.id, clients.c.phone, clients.c.timezone).where(
+                clients.c.id.in_(client_ids)
+            )
         )
         contacts = {cid: (phone, zone) for cid, phone, zone in found}
     claimed = []

@@ -93,6 +93,8 @@ class Sender:
         self._auth_paused_until: float | None = None
         self._auth_probe_out = False
         self.status = SenderStatus()
+        self._debug = log.isEnabledFor(logging.DEBUG)
+        self._texts: dict[int, bytes] = {}
 
     # --- decisions ----------------------------------------------------------------------------
 
@@ -263,8 +265,9 @@ class Sender:
 
     # --- the loop -----------------------------------------------------------------------------
 
-    async def _send(self, claimed: Claimed, text: str) -> Done:
-        await self._limiter.acquire()
+    async def _send(self, claimed: Claimed, text: bytes) -> Done:
+        if self._limiter.rate > 0:
+            await self._limiter.acquire()
         mailing = self._mailings.get(claimed.mailing_id)
         now = self._clock()
         if mailing is None or now >= mailing.end_time:
@@ -276,14 +279,15 @@ class Sender:
         )
         self._note(outcome)
         finished = self._clock()
-        log.debug(
-            "send mailing_id=%s message_id=%s client_id=%s verdict=%s error=%s",
-            claimed.mailing_id,
-            claimed.id,
-            claimed.client_id,
-            outcome.verdict.value,
-            outcome.error,
-        )
+        if self._debug:
+            log.debug(
+                "send mailing_id=%s message_id=%s client_id=%s verdict=%s error=%s",
+                claimed.mailing_id,
+                claimed.id,
+                claimed.client_id,
+                outcome.verdict.value,
+                outcome.error,
+            )
         return self._after_send(claimed, outcome, finished)
 
     async def _refresh(self, force: bool = False) -> None:
@@ -292,6 +296,9 @@ class Sender:
         async with transaction(self._sessionmaker) as session:
             active = await queue.active_mailings(session)
         self._mailings = {m.id: m for m in active}
+        self._texts = {
+            m.id: self._texts.get(m.id) or ProviderClient.encode_text(m.text) for m in active
+        }
         self._refreshed = time.monotonic()
         now = self._clock()
         for task, claimed in self._in_flight.items():
@@ -333,7 +340,7 @@ class Sender:
                     self._store(settled)
                 else:
                     assert mailing is not None
-                    task = asyncio.create_task(self._send(item, mailing.text))
+                    task = asyncio.create_task(self._send(item, self._texts[mailing_id]))
                     self._in_flight[task] = item
                     task.add_done_callback(self._on_done)
         return claimed_total

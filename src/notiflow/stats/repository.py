@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Table, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,38 +76,38 @@ async def create_row(session: AsyncSession, mailing_id: int) -> None:
 
 
 async def apply(session: AsyncSession, mailing_id: int, delta: CounterDelta) -> None:
+    table: Table = MailingStats.__table__  # type: ignore[assignment]
     values: dict[str, Any] = {}
     for status, change in delta.statuses.items():
         if change:
-            column = getattr(MailingStats, status)
-            values[status] = column + change
+            values[status] = table.c[status] + change
     if delta.total:
-        values["total"] = MailingStats.total + delta.total
+        values["total"] = table.c.total + delta.total
     if delta.attempts:
-        values["attempts"] = MailingStats.attempts + delta.attempts
+        values["attempts"] = table.c.attempts + delta.attempts
     if delta.retried_messages:
-        values["retried_messages"] = MailingStats.retried_messages + delta.retried_messages
+        values["retried_messages"] = table.c.retried_messages + delta.retried_messages
     if delta.first_sent_at is not None:
         values["first_sent_at"] = case(
             (
-                (MailingStats.first_sent_at.is_(None))
-                | (MailingStats.first_sent_at > delta.first_sent_at),
+                (table.c.first_sent_at.is_(None)) | (table.c.first_sent_at > delta.first_sent_at),
                 delta.first_sent_at,
             ),
-            else_=MailingStats.first_sent_at,
+            else_=table.c.first_sent_at,
         )
     if delta.last_sent_at is not None:
         values["last_sent_at"] = case(
             (
-                (MailingStats.last_sent_at.is_(None))
-                | (MailingStats.last_sent_at < delta.last_sent_at),
+                (table.c.last_sent_at.is_(None)) | (table.c.last_sent_at < delta.last_sent_at),
                 delta.last_sent_at,
             ),
-            else_=MailingStats.last_sent_at,
+            else_=table.c.last_sent_at,
         )
     if values:
-        await session.execute(
-            update(MailingStats).where(MailingStats.mailing_id == mailing_id).values(**values)
+        # A Core statement on the table: this runs with every claim and write-back.
+        connection = await session.connection()
+        await connection.execute(
+            update(table).where(table.c.mailing_id == mailing_id).values(**values)
         )
     insert = _insert(session)
     if delta.errors:
