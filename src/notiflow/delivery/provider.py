@@ -31,7 +31,12 @@ class ProviderClient:
             limit=self._concurrency, keepalive_timeout=30, ttl_dns_cache=300
         )
         self._session = aiohttp.ClientSession(
-            connector=connector, headers=self._headers, raise_for_status=False
+            connector=connector,
+            headers=self._headers,
+            raise_for_status=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # no cookies to keep: less work per request
+            auto_decompress=False,
+            trust_env=False,
         )
         return self
 

@@ -277,6 +277,38 @@ async def next_lease_expiry(session: AsyncSession) -> datetime | None:
 # --- messages ----------------------------------------------------------------------------------
 
 
+def _claim_statement(*, skip_locked: bool) -> Any:
+    """Built once: the claim is the hottest statement, and Core on the table skips the ORM."""
+    table = MESSAGES
+    picked = (
+        select(table.c.id)
+        .where(
+            table.c.mailing_id == bindparam("p_mailing"),
+            table.c.status == PENDING,
+            table.c.next_attempt_at <= bindparam("p_now", type_=UTCDateTime()),
+        )
+        .order_by(table.c.next_attempt_at)
+        .limit(bindparam("p_limit"))
+    )
+    if skip_locked:
+        picked = picked.with_for_update(skip_locked=True)
+    return (
+        update(table)
+        .where(table.c.id.in_(picked.scalar_subquery()))
+        .values(
+            status=SENDING,
+            claimed_by=bindparam("p_worker"),
+            lease_expires_at=bindparam("p_lease", type_=UTCDateTime()),
+            updated_at=bindparam("p_now", type_=UTCDateTime()),
+        )
+        .returning(table.c.id, table.c.client_id, table.c.attempts)
+    )
+
+
+_CLAIM_PG = _claim_statement(skip_locked=True)
+_CLAIM_SQLITE = _claim_statement(skip_locked=False)
+
+
 async def claim(
     session: AsyncSession,
     *,
@@ -291,26 +323,17 @@ async def claim(
     On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED``, so any number of workers
     claim disjoint sets without waiting for each other.
     """
-    # Core statements on the table (not the ORM entity): this is the hot path.
-    table = MESSAGES
-    picked = (
-        select(table.c.id)
-        .where(
-            table.c.mailing_id == mailing_id,
-            table.c.status == PENDING,
-            table.c.next_attempt_at <= now,
-        )
-        .order_by(table.c.next_attempt_at)
-        .limit(limit)
-    )
-    if _is_pg(session):
-        picked = picked.with_for_update(skip_locked=True)
+    statement = _CLAIM_PG if _is_pg(session) else _CLAIM_SQLITE
     connection = await session.connection()
     result = await connection.execute(
-        update(table)
-        .where(table.c.id.in_(picked.scalar_subquery()))
-        .values(status=SENDING, claimed_by=worker, lease_expires_at=lease_until, updated_at=now)
-        .returning(table.c.id, table.c.client_id, table.c.attempts)
+        statement,
+        {
+            "p_mailing": mailing_id,
+            "p_now": now,
+            "p_limit": limit,
+            "p_worker": worker,
+            "p_lease": lease_until,
+        },
     )
     rows = result.all()
     if not rows:

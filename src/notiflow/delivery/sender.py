@@ -94,6 +94,10 @@ class Sender:
         self._auth_probe_out = False
         self.status = SenderStatus()
         self._debug = log.isEnabledFor(logging.DEBUG)
+        # Claim in chunks: wait until a quarter of the slots (or a batch) is free.
+        self._claim_threshold = max(
+            1, min(settings.send_batch_size, settings.send_concurrency // 4)
+        )
         self._texts: dict[int, bytes] = {}
 
     # --- decisions ----------------------------------------------------------------------------
@@ -353,7 +357,8 @@ class Sender:
     def _on_done(self, task: asyncio.Task[Done]) -> None:
         """A send finished (or was cancelled): keep its outcome for the writer, free its slot."""
         claimed = self._in_flight.pop(task, None)
-        self._slot_free.set()
+        if self._settings.send_concurrency - len(self._in_flight) >= self._claim_threshold:
+            self._slot_free.set()  # wake the claimer only once a chunk of slots is free
         if claimed is None:
             return  # given back during a stop
         now = self._clock()
@@ -447,8 +452,7 @@ class Sender:
         free = concurrency - len(self._in_flight)
         budget = self._budget()
         claimed = 0
-        # Claim in chunks: wait until a quarter of the slots (or a batch) is free.
-        threshold = max(1, min(self._settings.send_batch_size, concurrency // 4))
+        threshold = self._claim_threshold
         if budget != 0 and self._mailings and (free >= threshold or not self._in_flight):
             limit = min(free, self._settings.send_batch_size) if budget < 0 else 1
             if limit > 0:
