@@ -13,8 +13,10 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,6 +37,7 @@ log = logging.getLogger("notiflow.engine")
 
 REFRESH_SECONDS = 0.25  # how stale the sender's view of running mailings may get
 FLUSH_SECONDS = 0.05  # longest an outcome waits in memory before it is written
+EMPTY_CLAIM_PAUSE = 0.1  # after a claim found nothing due, while sends are in flight
 
 
 @dataclass
@@ -87,6 +90,10 @@ class Sender:
         self._rotation = 0
         self._in_flight: dict[asyncio.Task[Done], Claimed] = {}
         self._buffer: list[Done] = []
+        self._ready: deque[Claimed] = deque()
+        self._claiming: asyncio.Task[int] | None = None
+        self._probe_claim = False
+        self._empty_claim_at: float | None = None
         self._flush_now = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._writer_done = False
@@ -343,11 +350,21 @@ class Sender:
                 if settled is not None:
                     self._store(settled)
                 else:
-                    assert mailing is not None
-                    task = asyncio.create_task(self._send(item, self._texts[mailing_id]))
-                    self._in_flight[task] = item
-                    task.add_done_callback(self._on_done)
+                    self._ready.append(item)
+        self._slot_free.set()  # let the loop start what was claimed
         return claimed_total
+
+    def _start_ready(self) -> None:
+        """Start sends from the claimed messages while there are free slots."""
+        concurrency = self._settings.send_concurrency
+        while self._ready and len(self._in_flight) < concurrency:
+            item = self._ready.popleft()
+            text = self._texts.get(item.mailing_id)
+            if text is None:
+                continue  # its mailing was cancelled or deleted; the API settled the message
+            task = asyncio.create_task(self._send(item, text))
+            self._in_flight[task] = item
+            task.add_done_callback(self._on_done)
 
     def _store(self, done: Done) -> None:
         self._buffer.append(done)
@@ -431,7 +448,7 @@ class Sender:
             wait = min(wait, max(0.01, self._auth_paused_until - time.monotonic()))
         if wait <= 0:
             return
-        await self._wait_any((self._wake, stop, self._slot_free), wait)
+        await self._wait_any((self._wake, stop), wait)
         if self._wake.is_set():
             self._wake.clear()
             await self._refresh(force=True)
@@ -446,30 +463,63 @@ class Sender:
                 waiter.cancel()
 
     async def step(self, stop: asyncio.Event) -> None:
+        """One turn of the loop. Claims run in the background while sends go on, so the time a
+        claim takes in the database never leaves the provider idle."""
         await self._refresh(force=self._wake.is_set())
         self._wake.clear()
-        concurrency = self._settings.send_concurrency
-        free = concurrency - len(self._in_flight)
-        budget = self._budget()
-        claimed = 0
-        threshold = self._claim_threshold
-        if budget != 0 and self._mailings and (free >= threshold or not self._in_flight):
-            limit = min(free, self._settings.send_batch_size) if budget < 0 else 1
-            if limit > 0:
-                claimed = await self._claim(limit)
-            if budget == 1 and claimed:
+        self._start_ready()
+        if self._claiming is not None and self._claiming.done():
+            claiming, self._claiming = self._claiming, None
+            claimed = claiming.result()  # a database error surfaces here
+            if self._probe_claim and claimed:
                 if self._auth_paused_until is not None:
                     self._auth_probe_out = True
                 else:
                     self.breaker.probe_started()
+            self._empty_claim_at = time.monotonic() if claimed == 0 else None
+            self._start_ready()
+        batch = self._settings.send_batch_size
+        # Keep up to two batches claimed and ready beyond the requests in flight, so a claim's
+        # time in the database never leaves the provider idle.
+        room = self._settings.send_concurrency + 2 * batch - len(self._in_flight) - len(self._ready)
+        budget = self._budget()
+        if (
+            self._claiming is None
+            and budget != 0
+            and self._mailings
+            and room >= self._claim_threshold
+            and len(self._ready) < batch
+            and not self._recently_empty()
+        ):
+            limit = min(room, batch) if budget < 0 else 1
+            self._probe_claim = budget == 1
+            self._claiming = asyncio.create_task(self._claim(limit))
         self._refresh_status()
-        if claimed and len(self._in_flight) < concurrency and claimed >= threshold:
-            return  # there may be more due right away
-        if self._in_flight:
+        if self._claiming is not None or self._in_flight or self._ready:
             self._slot_free.clear()
-            await self._wait_any((self._slot_free, stop, self._wake), REFRESH_SECONDS)
-        elif not claimed:
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._slot_free.wait())]
+            if self._claiming is not None:
+                waits.append(self._claiming)
+            waits.append(asyncio.ensure_future(stop.wait()))
+            try:
+                await asyncio.wait(
+                    waits, timeout=REFRESH_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiter in waits:
+                    if waiter is not self._claiming:
+                        waiter.cancel()
+        else:
+            self._empty_claim_at = None
             await self._idle_wait(stop)
+
+    def _recently_empty(self) -> bool:
+        """Whether a claim just found nothing due (then don't ask again at once)."""
+        return (
+            self._empty_claim_at is not None
+            and time.monotonic() - self._empty_claim_at < EMPTY_CLAIM_PAUSE
+            and bool(self._in_flight or self._ready)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         writer = asyncio.create_task(self._writer(stop), name="writer")
@@ -494,9 +544,14 @@ class Sender:
     async def _drain(self, writer: asyncio.Task[None]) -> None:
         """Graceful stop: let requests in flight finish (bounded), store every outcome, and give
         back whatever could not finish, so nothing is lost."""
+        if self._claiming is not None:
+            with contextlib.suppress(Exception):
+                await self._claiming
+            self._claiming = None
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=self._settings.provider_timeout + 1)
-        leftover = list(self._in_flight.values())
+        leftover = list(self._in_flight.values()) + list(self._ready)
+        self._ready.clear()
         tasks = list(self._in_flight)
         self._in_flight.clear()  # their done-callbacks now store nothing
         for task in tasks:
