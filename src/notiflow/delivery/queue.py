@@ -338,9 +338,6 @@ async def claim(
     rows = result.all()
     if not rows:
         return []
-    delta = counters.CounterDelta()
-    delta.move(PENDING, SENDING, len(rows))
-    await counters.apply(session, mailing_id, delta)
     client_ids = [row.client_id for row in rows if row.client_id is not None]
     contacts: dict[int, tuple[str, str]] = {}
     if client_ids:
@@ -351,6 +348,10 @@ async def claim(
             )
         )
         contacts = {cid: (phone, zone) for cid, phone, zone in found}
+    # The counters last: their row lock is held only until the commit that follows.
+    delta = counters.CounterDelta()
+    delta.move(PENDING, SENDING, len(rows))
+    await counters.apply(session, mailing_id, delta)
     claimed = []
     for row in rows:
         phone, zone = contacts.get(row.client_id, (None, None)) if row.client_id else (None, None)
