@@ -97,7 +97,9 @@ async def test_kill_9_then_restart_loses_nothing(
     accepted = Counter(provider.accepted())
     assert set(accepted) == {m.id for m in messages}
     duplicates = sum(n - 1 for n in accepted.values())
-    assert duplicates <= CONCURRENCY  # bounded by what was in flight when it died
+    # Bounded by what was in flight when it died: requests under way, and answers received but
+    # not yet written back (at most one batch, at most 50 ms of sending).
+    assert duplicates <= CONCURRENCY + int(FAST["send_batch_size"])
 
 
 async def test_sigterm_finishes_in_flight_work_and_loses_nothing(

@@ -178,6 +178,26 @@ async def materialise(session: AsyncSession, mailing_id: int, now: datetime) -> 
     return written
 
 
+_ACTIVE_COLUMNS = (
+    Mailing.id,
+    Mailing.text,
+    Mailing.end_time,
+    Mailing.window_start,
+    Mailing.window_end,
+)
+
+
+async def _active(session: AsyncSession, mailing_id: int) -> ActiveMailing | None:
+    row = (
+        await session.execute(
+            select(*_ACTIVE_COLUMNS).where(
+                Mailing.id == mailing_id, Mailing.status == MailingStatus.running.value
+            )
+        )
+    ).first()
+    return ActiveMailing(*row) if row is not None else None
+
+
 async def active_mailings(session: AsyncSession) -> list[ActiveMailing]:
     rows = await session.execute(
         select(Mailing.id, Mailing.text, Mailing.end_time, Mailing.window_start, Mailing.window_end)
@@ -317,7 +337,7 @@ async def claim(
     now: datetime,
     lease_until: datetime,
     limit: int,
-) -> list[Claimed]:
+) -> tuple[ActiveMailing | None, list[Claimed]]:
     """Take up to ``limit`` due pending messages of a mailing for this worker.
 
     On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED``, so any number of workers
@@ -337,7 +357,10 @@ async def claim(
     )
     rows = result.all()
     if not rows:
-        return []
+        return None, []
+    # The mailing as it is now, read after the claim: an edit of its window or end_time that
+    # committed before this claim is always seen by it.
+    mailing = await _active(session, mailing_id)
     client_ids = [row.client_id for row in rows if row.client_id is not None]
     contacts: dict[int, tuple[str, str]] = {}
     if client_ids:
@@ -352,7 +375,7 @@ async def claim(
     delta = counters.CounterDelta()
     delta.move(PENDING, SENDING, len(rows))
     await counters.apply(session, mailing_id, delta)
-    claimed = []
+    claimed: list[Claimed] = []
     for row in rows:
         phone, zone = contacts.get(row.client_id, (None, None)) if row.client_id else (None, None)
         claimed.append(
@@ -365,7 +388,7 @@ async def claim(
                 timezone=zone,
             )
         )
-    return claimed
+    return mailing, claimed
 
 
 _PG_WRITE_BACK = text(

@@ -88,11 +88,14 @@ class Sender:
         self._mailings: dict[int, ActiveMailing] = {}
         self._refreshed = 0.0
         self._rotation = 0
-        self._in_flight: dict[asyncio.Task[Done], Claimed] = {}
+        # Send chains: each task sends claimed messages one after another; the value is the
+        # message it is sending now.
+        self._in_flight: dict[asyncio.Task[None], Claimed | None] = {}
+        self._stopping = False
+        self._releasing = False
         self._buffer: list[Done] = []
         self._ready: deque[Claimed] = deque()
         self._claiming: asyncio.Task[int] | None = None
-        self._probe_claim = False
         self._empty_claim_at: float | None = None
         self._flush_now = asyncio.Event()
         self._slot_free = asyncio.Event()
@@ -313,6 +316,8 @@ class Sender:
         self._refreshed = time.monotonic()
         now = self._clock()
         for task, claimed in self._in_flight.items():
+            if claimed is None:
+                continue
             mailing = self._mailings.get(claimed.mailing_id)
             # Cancelled, deleted, or its end_time moved before now: stop the request.
             if mailing is None or mailing.end_time <= now:
@@ -333,7 +338,7 @@ class Sender:
             if want <= 0:
                 break
             async with transaction(self._sessionmaker) as session:
-                claimed = await queue.claim(
+                mailing, claimed = await queue.claim(
                     session,
                     mailing_id=mailing_id,
                     worker=self.worker,
@@ -342,11 +347,22 @@ class Sender:
                     limit=want,
                 )
             claimed_total += len(claimed)
-            mailing = self._mailings.get(mailing_id)
+            if mailing is not None:
+                self._mailings[mailing_id] = mailing  # fresher than the last refresh
             for item in claimed:
-                settled = None if mailing is None else self._before_send(item, mailing, now)
                 if mailing is None:
-                    settled = self._expired(item, None)
+                    # Cancelled or deleted as it was claimed: back to the queue, where the
+                    # cancel (or delete) settles it.
+                    settled: Done | None = Done(
+                        item.id,
+                        mailing_id,
+                        MessageStatus.pending,
+                        item.attempts,
+                        False,
+                        next_attempt_at=now,
+                    )
+                else:
+                    settled = self._before_send(item, mailing, now)
                 if settled is not None:
                     self._store(settled)
                 else:
@@ -355,52 +371,87 @@ class Sender:
         return claimed_total
 
     def _start_ready(self) -> None:
-        """Start sends from the claimed messages while there are free slots."""
+        """Start send chains for claimed messages while there are free slots."""
         concurrency = self._settings.send_concurrency
         while self._ready and len(self._in_flight) < concurrency:
-            item = self._ready.popleft()
+            item = self._take_ready()
+            if item is None:
+                return
+            task = asyncio.create_task(self._chain(item))
+            self._in_flight[task] = None
+            task.add_done_callback(self._chain_ended)
+
+    def _take_ready(self) -> Claimed | None:
+        """The next claimed message, if the provider's state lets one go out now."""
+        budget = self._budget()
+        if budget == 0 or not self._ready:
+            return None
+        if budget == 1:  # a probe after a pause: exactly one
+            if self._auth_paused_until is not None:
+                self._auth_probe_out = True
+            else:
+                self.breaker.probe_started()
+        return self._ready.popleft()
+
+    def _next_ready(self) -> Claimed | None:
+        if self._stopping or not self._ready:
+            self._slot_free.set()
+            return None
+        item = self._take_ready()
+        if item is None:
+            self._slot_free.set()
+            return None
+        if len(self._ready) < self._settings.send_batch_size:
+            self._slot_free.set()  # time to claim more
+        return item
+
+    async def _chain(self, item: Claimed | None) -> None:
+        """Send claimed messages one after another while there are any: one task per slot
+        rather than one per message, which keeps the event loop's overhead per message low."""
+        task = asyncio.current_task()
+        assert task is not None
+        while item is not None:
             text = self._texts.get(item.mailing_id)
-            if text is None:
-                continue  # its mailing was cancelled or deleted; the API settled the message
-            task = asyncio.create_task(self._send(item, text))
-            self._in_flight[task] = item
-            task.add_done_callback(self._on_done)
+            if text is not None:  # else its mailing was cancelled or deleted meanwhile
+                self._in_flight[task] = item
+                try:
+                    done = await self._send(item, text)
+                except asyncio.CancelledError:
+                    self._settle_cancelled(item)
+                    raise
+                except Exception as exc:  # a bug must not lose the message: retry it later
+                    log.exception("send of message_id=%s crashed", item.id)
+                    done = Done(
+                        item.id,
+                        item.mailing_id,
+                        MessageStatus.pending,
+                        item.attempts,
+                        False,
+                        next_attempt_at=self._clock()
+                        + timedelta(seconds=self._settings.retry_base_seconds),
+                        last_error=f"internal error: {exc!r}"[:500],
+                    )
+                self._in_flight[task] = None
+                self._store(done)
+            item = self._next_ready()
+
+    def _chain_ended(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
+        self._slot_free.set()
+
+    def _settle_cancelled(self, claimed: Claimed) -> None:
+        """A request stopped before its answer: its end_time passed, or its mailing went."""
+        if self._releasing:
+            return  # a graceful stop gives it back instead
+        mailing = self._mailings.get(claimed.mailing_id)
+        if mailing is not None and mailing.end_time <= self._clock():
+            self._store(self._expired(claimed, None))
+        # else: the mailing was cancelled or deleted; the API settled its messages.
 
     def _store(self, done: Done) -> None:
         self._buffer.append(done)
         if len(self._buffer) >= self._settings.send_batch_size:
             self._flush_now.set()
-
-    def _on_done(self, task: asyncio.Task[Done]) -> None:
-        """A send finished (or was cancelled): keep its outcome for the writer, free its slot."""
-        claimed = self._in_flight.pop(task, None)
-        if self._settings.send_concurrency - len(self._in_flight) >= self._claim_threshold:
-            self._slot_free.set()  # wake the claimer only once a chunk of slots is free
-        if claimed is None:
-            return  # given back during a stop
-        now = self._clock()
-        if task.cancelled():
-            mailing = self._mailings.get(claimed.mailing_id)
-            if mailing is not None and mailing.end_time <= now:
-                self._store(self._expired(claimed, None))
-            # else: the mailing was cancelled or deleted; the API settled its messages.
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("send of message_id=%s crashed: %r", claimed.id, exc)
-            self._store(
-                Done(
-                    claimed.id,
-                    claimed.mailing_id,
-                    MessageStatus.pending,
-                    claimed.attempts,
-                    False,
-                    next_attempt_at=now + timedelta(seconds=self._settings.retry_base_seconds),
-                    last_error=f"internal error: {exc!r}"[:500],
-                )
-            )
-            return
-        self._store(task.result())
 
     async def _flush(self) -> None:
         if not self._buffer:
@@ -471,11 +522,6 @@ class Sender:
         if self._claiming is not None and self._claiming.done():
             claiming, self._claiming = self._claiming, None
             claimed = claiming.result()  # a database error surfaces here
-            if self._probe_claim and claimed:
-                if self._auth_paused_until is not None:
-                    self._auth_probe_out = True
-                else:
-                    self.breaker.probe_started()
             self._empty_claim_at = time.monotonic() if claimed == 0 else None
             self._start_ready()
         batch = self._settings.send_batch_size
@@ -492,8 +538,9 @@ class Sender:
             and not self._recently_empty()
         ):
             limit = min(room, batch) if budget < 0 else 1
-            self._probe_claim = budget == 1
             self._claiming = asyncio.create_task(self._claim(limit))
+        if budget == 0 and self._ready and self._claiming is None:
+            await self._give_back_ready()
         self._refresh_status()
         if self._claiming is not None or self._in_flight or self._ready:
             self._slot_free.clear()
@@ -512,6 +559,16 @@ class Sender:
         else:
             self._empty_claim_at = None
             await self._idle_wait(stop)
+
+    async def _give_back_ready(self) -> None:
+        """The provider is paused: return claimed messages to the queue rather than hold their
+        leases through a long pause (another worker may take them when it resumes)."""
+        items = list(self._ready)
+        self._ready.clear()
+        async with transaction(self._sessionmaker) as session:
+            await queue.release(
+                session, worker=self.worker, ids=[c.id for c in items], now=self._clock()
+            )
 
     def _recently_empty(self) -> bool:
         """Whether a claim just found nothing due (then don't ask again at once)."""
@@ -548,14 +605,18 @@ class Sender:
             with contextlib.suppress(Exception):
                 await self._claiming
             self._claiming = None
+        self._stopping = True  # chains finish their current message and take no other
+        leftover = list(self._ready)
+        self._ready.clear()
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=self._settings.provider_timeout + 1)
-        leftover = list(self._in_flight.values()) + list(self._ready)
-        self._ready.clear()
+        self._releasing = True
+        leftover += [item for item in self._in_flight.values() if item is not None]
         tasks = list(self._in_flight)
-        self._in_flight.clear()  # their done-callbacks now store nothing
         for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
         self._writer_done = True
         self._flush_now.set()
         with contextlib.suppress(Exception):
