@@ -7,6 +7,7 @@ SQLite has a single claimer, so it needs no row locks.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -412,6 +413,11 @@ _PG_WRITE_BACK = text(
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
+_SQLITE_SIZES = (1, 8, 64)
+_SQLITE_CHUNK = _SQLITE_SIZES[-1]
+
+
+@functools.cache
 def _sqlite_write_back(count: int) -> Any:
     rows = ", ".join(f"(:i{n}, :s{n}, :a{n}, :n{n}, :t{n}, :e{n})" for n in range(count))
     statement = text(
@@ -460,21 +466,28 @@ async def write_back(
                 "errors": [r.last_error for r in results],
             },
         )
+        stored = set(result.scalars())
     else:
-        params: dict[str, Any] = {"now": now, "worker": worker}
-        for n, r in enumerate(results):
-            params.update(
-                {
-                    f"i{n}": r.id,
-                    f"s{n}": r.status.value,
-                    f"a{n}": r.attempts,
-                    f"n{n}": r.next_attempt_at,
-                    f"t{n}": r.sent_at,
-                    f"e{n}": r.last_error,
-                }
-            )
-        result = await session.execute(_sqlite_write_back(len(results)), params)
-    stored = set(result.scalars())
+        stored = set()
+        for start in range(0, len(results), _SQLITE_CHUNK):
+            chunk = list(results[start : start + _SQLITE_CHUNK])
+            # A few statement sizes only: padding repeats the last row (the same update twice).
+            size = next(size for size in _SQLITE_SIZES if size >= len(chunk))
+            chunk += [chunk[-1]] * (size - len(chunk))
+            params: dict[str, Any] = {"now": now, "worker": worker}
+            for n, r in enumerate(chunk):
+                params.update(
+                    {
+                        f"i{n}": r.id,
+                        f"s{n}": r.status.value,
+                        f"a{n}": r.attempts,
+                        f"n{n}": r.next_attempt_at,
+                        f"t{n}": r.sent_at,
+                        f"e{n}": r.last_error,
+                    }
+                )
+            result = await session.execute(_sqlite_write_back(size), params)
+            stored.update(result.scalars())
     late_sent = await _record_late_sends(session, worker, results, stored, now)
     deltas: dict[int, counters.CounterDelta] = defaultdict(counters.CounterDelta)
     for r in results:
