@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark and print one table. Not a test: figures, not assertions.
 
 Set NOTIFLOW_BENCH_ONLY to a comma-separated subset of
-import, stats, send, scale, materialise, start.
+import, stats, send, rss, scale, materialise, start.
 """
 
 from __future__ import annotations
@@ -32,8 +32,13 @@ def main() -> int:
             rows += delivery.throughput("postgres", workdir, 50, send_concurrency=512)
             rows += delivery.throughput("sqlite", workdir, 0)
             print("  done: send", file=sys.stderr)
+        if not only or "rss" in only:
+            rows += delivery.rss_large(workdir)
+            print("  done: rss", file=sys.stderr)
         if not only or "scale" in only:
             rows += delivery.scale_out(workdir, 50, 128)
+            # Both workers, the sandbox and PostgreSQL share 2 cores here: CPU-bound, reported.
+            rows += delivery.scale_out(workdir, 0, 256, target=False)
             print("  done: scale", file=sys.stderr)
         if not only or "materialise" in only:
             rows += delivery.materialise(workdir)

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import Row, database, free_port, server
 from bench.import_clients import csv_body
@@ -158,7 +159,9 @@ def throughput(kind: str, workdir: Path, latency_ms: float, **settings: Any) -> 
     return rows
 
 
-def scale_out(workdir: Path, latency_ms: float, concurrency: int) -> list[Row]:
+def scale_out(
+    workdir: Path, latency_ms: float, concurrency: int, *, target: bool = True
+) -> list[Row]:
     """The same mailing with one worker, then two, on PostgreSQL (API in its own process)."""
     rates = []
     for workers in (1, 2):
@@ -202,8 +205,8 @@ def scale_out(workdir: Path, latency_ms: float, concurrency: int) -> list[Row]:
             f"2 workers vs 1, latency {latency_ms:g} ms, concurrency {concurrency} per worker",
             "postgres",
             f"{rates[0]:,.0f} → {rates[1]:,.0f} msg/s, ratio {ratio:.2f}",
-            ">= 1.5",
-            ratio >= 1.5,
+            ">= 1.5" if target else "reported",
+            ratio >= 1.5 if target else None,
         )
     ]
 
@@ -297,5 +300,53 @@ def start_latency(workdir: Path, repeat: int = 5) -> list[Row]:
             f"{sum(samples) / len(samples) * 1000:.0f} ms)",
             "<= 1000 ms",
             worst <= 1.0,
+        )
+    ]
+
+
+def rss_large(workdir: Path, audience: int = 1_000_000, seconds: float = 20.0) -> list[Row]:
+    """Peak memory of the sending process while it sends a 1,000,000-message mailing."""
+    with (
+        database("postgres", workdir) as url,
+        sandbox(workdir, 0) as (provider_url, _),
+        server(url, workdir, extra_env=provider_env(provider_url)) as (http, pid),
+    ):
+
+        async def fill() -> None:
+            engine = create_async_engine(url)
+            try:
+                async with engine.begin() as connection:
+                    await connection.execute(
+                        text(
+                            "INSERT INTO clients (phone, operator_code, tag, timezone, "
+                            "created_at, updated_at) SELECT (70000000000 + g)::text, '900', "
+                            "NULL, 'UTC', now(), now() FROM generate_series(1, :n) AS g"
+                        ),
+                        {"n": audience},
+                    )
+            finally:
+                await engine.dispose()
+
+        asyncio.run(fill())
+        now = datetime.now(UTC)
+        mailing = http.post(
+            "/api/v1/mailings",
+            json={
+                "text": "x",
+                "start_time": now.isoformat(),
+                "end_time": (now + timedelta(hours=1)).isoformat(),
+            },
+        ).json()
+        time.sleep(seconds)
+        sent = http.get(f"/api/v1/mailings/{mailing['id']}/stats").json()["stats"]["sent"]
+        rss = peak_rss_mb(pid)
+        http.post(f"/api/v1/mailings/{mailing['id']}/cancel")
+    return [
+        Row(
+            f"peak RSS while sending a 1M mailing ({sent:,} sent in {seconds:.0f} s)",
+            "postgres",
+            f"{rss:.0f} MB",
+            "<= 300 MB",
+            rss <= 300,
         )
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 import notiflow.models  # noqa: F401  (registers every table)
@@ -25,6 +26,10 @@ def _do_run(connection: Connection) -> None:
         compare_server_default=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several processes (api, workers) may start at once on a new database: one
+            # migrates, the others wait here and then find the schema up to date.
+            connection.execute(text("SELECT pg_advisory_xact_lock(724311)"))
         context.run_migrations()
 
 
