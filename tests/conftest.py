@@ -19,13 +19,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from notiflow.app import create_app
 from notiflow.config import Settings
 from notiflow.db.base import Base
 from notiflow.db.migrate import upgrade
-from notiflow.db.session import transaction
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 TOKEN = "test-token"
@@ -135,13 +134,6 @@ async def api(app: object) -> AsyncIterator[httpx.AsyncClient]:
         headers={"Authorization": f"Bearer {TOKEN}"},
     ) as client:
         yield client
-
-
-@pytest.fixture
-async def session(app: object) -> AsyncIterator[AsyncSession]:
-    """A session on the app's database; committed when the test ends."""
-    async with transaction(app.state.sessionmaker) as db_session:  # type: ignore[attr-defined]
-        yield db_session
 
 
 def pytest_report_header(config: pytest.Config) -> str:
