@@ -479,11 +479,7 @@ async def test_cancel_stops_sending_within_a_second(
     provider: ThreadedSandbox,
     start_engine: StartEngine,
 ) -> None:
-    await import_clients(api, 300)
-    provider.configure(**SLOW)
-    await start_engine(send_concurrency=4)
-    mailing = await create_mailing(api, clock)
-    await wait_for(lambda: _count_at_least(api, mailing["id"], "sent", 5))
+    mailing = await _sending_slowly(api, clock, provider, start_engine)
     response = await api.post(f"/api/v1/mailings/{mailing['id']}/cancel")
     assert response.status_code == 200
     cancelled_at = clock().timestamp()
@@ -500,6 +496,18 @@ async def test_cancel_stops_sending_within_a_second(
     await assert_counters_match(app, mailing["id"])
 
 
+async def _sending_slowly(
+    api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, start_engine: StartEngine
+) -> dict[str, Any]:
+    """A 300-client mailing on a slow provider, a few messages already sent."""
+    await import_clients(api, 300)
+    provider.configure(**SLOW)
+    await start_engine(send_concurrency=4)
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: _count_at_least(api, mailing["id"], "sent", 5))
+    return mailing
+
+
 async def _count_at_least(api: httpx.AsyncClient, mailing_id: int, status: str, n: int) -> bool:
     return (await get_stats(api, mailing_id))["stats"][status] >= n  # type: ignore[no-any-return]
 
@@ -511,11 +519,7 @@ async def test_delete_stops_sending_within_a_second(
     provider: ThreadedSandbox,
     start_engine: StartEngine,
 ) -> None:
-    await import_clients(api, 300)
-    provider.configure(**SLOW)
-    await start_engine(send_concurrency=4)
-    mailing = await create_mailing(api, clock)
-    await wait_for(lambda: _count_at_least(api, mailing["id"], "sent", 5))
+    mailing = await _sending_slowly(api, clock, provider, start_engine)
     assert (await api.delete(f"/api/v1/mailings/{mailing['id']}")).status_code == 204
     deleted_at = clock().timestamp()
     await asyncio.sleep(1.5)
@@ -531,11 +535,7 @@ async def test_moving_end_time_earlier_expires_the_rest(
     provider: ThreadedSandbox,
     start_engine: StartEngine,
 ) -> None:
-    await import_clients(api, 300)
-    provider.configure(**SLOW)
-    await start_engine(send_concurrency=4)
-    mailing = await create_mailing(api, clock)
-    await wait_for(lambda: _count_at_least(api, mailing["id"], "sent", 5))
+    mailing = await _sending_slowly(api, clock, provider, start_engine)
     new_end = clock() + timedelta(seconds=1)
     response = await api.patch(f"/api/v1/mailings/{mailing['id']}", json={"end_time": iso(new_end)})
     assert response.status_code == 200

@@ -78,14 +78,22 @@ async def _sent_at_least(api: httpx.AsyncClient, mailing_id: int, n: int) -> boo
     return (await get_stats(api, mailing_id))["stats"]["sent"] >= n  # type: ignore[no-any-return]
 
 
-async def test_kill_9_then_restart_loses_nothing(
-    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, workers: Workers
-) -> None:
+async def _half_sent(
+    api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, workers: Workers
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """A worker process part-way through a 400-message mailing."""
     await import_clients(api, 400)
     provider.configure(latency_ms=30)
     first = workers.start()
     mailing = await create_mailing(api, clock)
     await wait_for(lambda: _sent_at_least(api, mailing["id"], 60), within=30)
+    return first, mailing
+
+
+async def test_kill_9_then_restart_loses_nothing(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, workers: Workers
+) -> None:
+    first, mailing = await _half_sent(api, clock, provider, workers)
     first.kill()  # SIGKILL: no chance to give anything back
     first.wait()
     stats = await get_stats(api, mailing["id"])
@@ -105,11 +113,7 @@ async def test_kill_9_then_restart_loses_nothing(
 async def test_sigterm_finishes_in_flight_work_and_loses_nothing(
     app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, workers: Workers
 ) -> None:
-    await import_clients(api, 400)
-    provider.configure(latency_ms=30)
-    first = workers.start()
-    mailing = await create_mailing(api, clock)
-    await wait_for(lambda: _sent_at_least(api, mailing["id"], 60), within=30)
+    first, mailing = await _half_sent(api, clock, provider, workers)
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=15) == 0
     assert "engine stopped" in workers.log(0)
