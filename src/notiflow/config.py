@@ -56,7 +56,7 @@ class Settings(BaseSettings):
 
     # --- the delivery engine ------------------------------------------------------------------
     send_concurrency: int = Field(
-        default=256, ge=1, le=10_000, description="Requests in flight to the provider at once."
+        default=128, ge=1, le=10_000, description="Requests in flight to the provider at once."
     )
     send_rate: float = Field(
         default=0, ge=0, description="Most messages per second sent by one worker; 0: no limit."
