@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -98,11 +99,30 @@ def test_serve_on_embedded_defaults_generates_a_token(tmp_path: Path) -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        response = httpx.get(
-            f"http://127.0.0.1:{port}/api/v1/stats", headers={"Authorization": f"Bearer {token}"}
-        )
-        assert response.status_code == 200
+        auth = {"Authorization": f"Bearer {token}"}
+        base = f"http://127.0.0.1:{port}/api/v1"
+        assert httpx.get(f"{base}/stats", headers=auth).status_code == 200
         assert (tmp_path / "notiflow.db").exists()
+        assert "built-in sandbox" in output
+        # With no provider configured, mailings really run: to the built-in sandbox.
+        for phone in ("79001234567", "79001234568"):
+            httpx.post(f"{base}/clients", json={"phone": phone}, headers=auth).raise_for_status()
+        now = datetime.now(UTC)
+        mailing = httpx.post(
+            f"{base}/mailings",
+            json={
+                "text": "hi",
+                "start_time": now.isoformat(),
+                "end_time": (now + timedelta(hours=1)).isoformat(),
+            },
+            headers=auth,
+        ).json()
+        for _ in range(100):
+            stats = httpx.get(f"{base}/mailings/{mailing['id']}/stats", headers=auth).json()
+            if stats["status"] == "completed":
+                break
+            time.sleep(0.1)
+        assert stats["stats"]["sent"] == 2, stats
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -612,3 +612,45 @@ async def test_statistics_match_the_messages_at_every_moment(
     overall = (await api.get("/api/v1/stats")).json()
     assert overall["messages"]["sent"] == 400
     assert overall["mailings_by_status"]["completed"] == 1
+
+
+async def test_outage_with_refused_connections_then_recovery(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    await import_clients(api, 150)
+    provider.configure(latency_ms=10)
+    engine = await start_engine(send_concurrency=4)
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: _count_at_least(api, mailing["id"], "sent", 10))
+    provider.outage(1.5)  # connections refused, kept-alive ones cut
+    await wait_for(lambda: _provider_state(engine, "circuit_open"), within=5)
+    assert (await api.get("/api/v1/stats")).status_code == 200
+    await wait_for(lambda: completed(api, mailing["id"]), within=40)
+    messages = await messages_of(app, mailing["id"])
+    assert {m.status for m in messages} == {"sent"}
+    accepted = provider.accepted()
+    assert len(accepted) == len(set(accepted)) == 150
+    errors = {e["error"] for e in (await get_stats(api, mailing["id"]))["errors"]}
+    assert errors & {"connection refused", "connection lost", "connection error"}
+
+
+async def test_rate_limit(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    await import_clients(api, 40)
+    await start_engine(send_rate=20)
+    mailing = await create_mailing(api, clock)
+    await wait_for(lambda: completed(api, mailing["id"]), within=20)
+    arrivals = sorted(e.at for e in provider.received)
+    assert len(arrivals) == 40
+    # A bucket of 20 per second, full at the start: at most 20 + 20 t requests by time t.
+    for i, at in enumerate(arrivals):
+        assert i + 1 <= 20 + 20 * (at - arrivals[0]) + 1, (i, at - arrivals[0])
