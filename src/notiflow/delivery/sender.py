@@ -161,66 +161,38 @@ class Sender:
         )
 
     def _after_send(self, claimed: Claimed, outcome: Outcome, now: datetime) -> Done:
+        """The new state of a message after one request, as the retry policy decides."""
         attempts = claimed.attempts + 1
-        mid = claimed.mailing_id
+
+        def attempted(status: MessageStatus, **extra: Any) -> Done:
+            return Done(claimed.id, claimed.mailing_id, status, attempts, True, **extra)
+
         if outcome.verdict is Verdict.sent:
-            return Done(claimed.id, mid, MessageStatus.sent, attempts, True, sent_at=now)
+            return attempted(MessageStatus.sent, sent_at=now)
+        failure = {"last_error": outcome.detail, "error_kind": outcome.error}
         if outcome.verdict is Verdict.fail:
-            return Done(
-                claimed.id,
-                mid,
-                MessageStatus.failed,
-                attempts,
-                True,
-                last_error=outcome.detail,
-                error_kind=outcome.error,
-            )
+            return attempted(MessageStatus.failed, **failure)
         if outcome.verdict is Verdict.unauthorized:
             # Not the message's fault: it keeps its attempts and waits for the pause to end.
             return Done(
                 claimed.id,
-                mid,
+                claimed.mailing_id,
                 MessageStatus.pending,
                 claimed.attempts,
                 False,
                 next_attempt_at=now + timedelta(seconds=self._settings.auth_retry_seconds),
                 last_error=outcome.detail,
             )
-        mailing = self._mailings.get(mid)
-        end_time = mailing.end_time if mailing is not None else now
         if self._policy.gives_up(attempts):
-            return Done(
-                claimed.id,
-                mid,
-                MessageStatus.failed,
-                attempts,
-                True,
-                last_error=f"gave up after {attempts} attempts; last: {outcome.detail}",
-                error_kind=outcome.error,
-            )
+            failure["last_error"] = f"gave up after {attempts} attempts; last: {outcome.detail}"
+            return attempted(MessageStatus.failed, **failure)
         retry_at = self._policy.next_attempt(
             attempts=attempts, now=now, retry_after=outcome.retry_after, rng=self._rng
         )
-        if retry_at >= end_time:
-            return Done(
-                claimed.id,
-                mid,
-                MessageStatus.expired,
-                attempts,
-                True,
-                last_error=outcome.detail,
-                error_kind=outcome.error,
-            )
-        return Done(
-            claimed.id,
-            mid,
-            MessageStatus.pending,
-            attempts,
-            True,
-            next_attempt_at=retry_at,
-            last_error=outcome.detail,
-            error_kind=outcome.error,
-        )
+        mailing = self._mailings.get(claimed.mailing_id)
+        if mailing is None or retry_at >= mailing.end_time:
+            return attempted(MessageStatus.expired, **failure)
+        return attempted(MessageStatus.pending, next_attempt_at=retry_at, **failure)
 
     # --- provider health ----------------------------------------------------------------------
 
