@@ -217,6 +217,9 @@ async def test_list_filters_and_pagination(api: httpx.AsyncClient) -> None:
     assert [c["phone"] for c in both["items"]] == ["79160000000"]
     by_phone = (await api.get("/api/v1/clients", params={"phone": "+79000000003"})).json()
     assert by_phone["total"] == 1
+    blank = await api.get("/api/v1/clients", params={"tag": "", "operator_code": "", "phone": ""})
+    assert blank.status_code == 200
+    assert blank.json()["total"] == 6  # empty filters filter nothing
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from notiflow.clients.schemas import (
 from notiflow.core.body import JsonBody, read_limited, require_media_type
 from notiflow.core.errors import error_responses
 from notiflow.core.pagination import Page, PageDep
-from notiflow.core.types import OperatorCode, Phone, SafeText
+from notiflow.core.types import BlankIsNone, OperatorCode, Phone, Tag
 from notiflow.deps import ClockDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/clients", tags=["clients"])
@@ -69,9 +69,11 @@ async def create_client(
 async def list_clients(
     session: SessionDep,
     page: PageDep,
-    tag: Annotated[SafeText | None, Query(max_length=255, description="Exact tag.")] = None,
-    operator_code: Annotated[OperatorCode | None, Query(description="Exact operator code.")] = None,
-    phone: Annotated[Phone | None, Query(description="Exact phone.")] = None,
+    tag: Annotated[Tag | None, BlankIsNone, Query(description="Exact tag.")] = None,
+    operator_code: Annotated[
+        OperatorCode | None, BlankIsNone, Query(description="Exact operator code.")
+    ] = None,
+    phone: Annotated[Phone | None, BlankIsNone, Query(description="Exact phone.")] = None,
 ) -> Page[ClientRead]:
     clients, total = await service.list_page(
         session,

@@ -107,3 +107,11 @@ TimeZoneName = Annotated[
 ]
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 SafeText = Annotated[str, AfterValidator(check_text)]
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# For optional query filters: `?tag=` means "no filter", not "the empty tag".
+BlankIsNone = BeforeValidator(_blank_to_none)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notiflow.core.body import JsonBody
 from notiflow.core.errors import error_responses
 from notiflow.core.pagination import Page, PageDep
+from notiflow.core.types import BlankIsNone
 from notiflow.deps import ClockDep, SessionDep
 from notiflow.mailings import service
 from notiflow.mailings.schemas import (
@@ -79,7 +80,9 @@ async def create_mailing(
 async def list_mailings(
     session: SessionDep,
     page: PageDep,
-    status: Annotated[MailingStatus | None, Query(description="Only this status.")] = None,
+    status: Annotated[
+        MailingStatus | None, BlankIsNone, Query(description="Only this status.")
+    ] = None,
 ) -> Page[MailingRead]:
     mailings, total = await service.list_page(
         session, status=status, limit=page.limit, offset=page.offset
@@ -206,7 +209,9 @@ async def mailing_messages(
     mailing_id: MailingId,
     session: SessionDep,
     page: PageDep,
-    status: Annotated[MessageStatus | None, Query(description="Only this status.")] = None,
+    status: Annotated[
+        MessageStatus | None, BlankIsNone, Query(description="Only this status.")
+    ] = None,
 ) -> Page[MessageRead]:
     await service.get(session, mailing_id)
     rows, total = await messages.list_page(
