@@ -57,10 +57,20 @@ def test_migrate_and_tokens(tmp_path: Path) -> None:
     assert "no token" in missing.stderr
 
 
-def test_bad_setting_is_reported(tmp_path: Path) -> None:
-    result = _run("migrate", cwd=tmp_path, env={"NOTIFLOW_DEFAULT_TIMEZONE": "Mars/Base"})
-    assert result.returncode != 0
-    assert "default_timezone" in result.stderr
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"NOTIFLOW_DEFAULT_TIMEZONE": "Mars/Base"}, "NOTIFLOW_DEFAULT_TIMEZONE: unknown"),
+        ({"NOTIFLOW_SEND_CONCURRENCY": "0"}, "NOTIFLOW_SEND_CONCURRENCY"),
+        ({"NOTIFLOW_PROVIDER_TIMEOUT": "30", "NOTIFLOW_SEND_LEASE_SECONDS": "20"}, "send_lease"),
+    ],
+)
+def test_bad_setting_is_reported(tmp_path: Path, env: dict[str, str], named: str) -> None:
+    result = _run("migrate", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "Invalid configuration" in result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def _free_port() -> int:

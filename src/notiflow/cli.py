@@ -38,7 +38,19 @@ PortOption = Annotated[int, typer.Option(help="Port to listen on.", min=1, max=6
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    """The settings, or a clear message naming each bad variable and exit code 2."""
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        lines = ["Invalid configuration:"]
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            name = f"NOTIFLOW_{field.upper()}" if field else "settings"
+            lines.append(f"  {name}: {error['msg'].removeprefix('Value error, ')}")
+        typer.echo("\n".join(lines), err=True)
+        raise typer.Exit(code=2) from None
     configure_logging(settings.log_level)
     return settings
 
@@ -234,7 +246,7 @@ def sandbox(
 
     from notiflow.sandbox.server import FaultConfig, Sandbox
 
-    configure_logging(Settings().log_level)
+    _settings()  # checks the configuration and sets up logging
     config = FaultConfig(token=token, latency_ms=latency_ms, jitter_ms=jitter_ms)
     try:
         config.update(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from notiflow.core.timezones import normalize_timezone
@@ -125,6 +125,15 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_request(self) -> Settings:
+        if self.send_lease_seconds <= self.provider_timeout:
+            raise ValueError(
+                "send_lease_seconds must be longer than provider_timeout, or other workers "
+                "would take back messages whose request is still under way"
+            )
+        return self
 
     @cached_property
     def is_sqlite(self) -> bool:
