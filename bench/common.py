@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from notiflow.db.migrate import upgrade
 
@@ -161,3 +161,28 @@ def server(
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+CLIENTS_SQL = text(
+    "INSERT INTO clients (phone, operator_code, tag, timezone, created_at, updated_at) "
+    "SELECT (70000000000 + g)::text, '900', 'tag' || (g % 50), 'UTC', now(), now() "
+    "FROM generate_series(1, :n) AS g"
+)
+
+
+async def insert_clients(connection: AsyncConnection, count: int) -> None:
+    """Write ``count`` clients straight into PostgreSQL (faster than the API, for set-up)."""
+    await connection.execute(CLIENTS_SQL, {"n": count})
+    await connection.execute(text("ANALYZE clients"))
+
+
+def fill_clients(url: str, count: int) -> None:
+    async def run() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await insert_clients(connection, count)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())

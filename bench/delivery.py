@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.common import Row, database, free_port, server
+from bench.common import Row, database, fill_clients, free_port, insert_clients, server
 from bench.import_clients import csv_body
 
 CLIENTS = 100_000
@@ -224,15 +222,7 @@ async def _materialise(url: str, count: int) -> float:
     maker = create_sessionmaker(engine)
     try:
         async with engine.begin() as connection:
-            await connection.execute(
-                text(
-                    "INSERT INTO clients (phone, operator_code, tag, timezone, created_at, "
-                    "updated_at) SELECT (70000000000 + g)::text, '900', NULL, 'UTC', now(), "
-                    "now() FROM generate_series(1, :n) AS g"
-                ),
-                {"n": count},
-            )
-            await connection.execute(text("ANALYZE clients"))
+            await insert_clients(connection, count)
         now = datetime.now(UTC)
         async with transaction(maker) as session:
             mailing = await service.create(
@@ -311,23 +301,7 @@ def rss_large(workdir: Path, audience: int = 1_000_000, seconds: float = 20.0) -
         sandbox(workdir, 0) as (provider_url, _),
         server(url, workdir, extra_env=provider_env(provider_url)) as (http, pid),
     ):
-
-        async def fill() -> None:
-            engine = create_async_engine(url)
-            try:
-                async with engine.begin() as connection:
-                    await connection.execute(
-                        text(
-                            "INSERT INTO clients (phone, operator_code, tag, timezone, "
-                            "created_at, updated_at) SELECT (70000000000 + g)::text, '900', "
-                            "NULL, 'UTC', now(), now() FROM generate_series(1, :n) AS g"
-                        ),
-                        {"n": audience},
-                    )
-            finally:
-                await engine.dispose()
-
-        asyncio.run(fill())
+        fill_clients(url, audience)
         now = datetime.now(UTC)
         mailing = http.post(
             "/api/v1/mailings",

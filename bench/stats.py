@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.common import Row, database, server
+from bench.common import Row, database, insert_clients, server
 
 MESSAGES = 1_000_000
 TARGET_MS = 100.0
@@ -23,15 +23,7 @@ async def _fill(url: str, mailing_id: int) -> float:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
-            await connection.execute(
-                text(
-                    "INSERT INTO clients "
-                    "(phone, operator_code, tag, timezone, created_at, updated_at) "
-                    "SELECT (70000000000 + g)::text, '900', 'tag' || (g % 50), 'UTC', now(), now() "
-                    "FROM generate_series(1, :n) AS g"
-                ),
-                {"n": MESSAGES},
-            )
+            await insert_clients(connection, MESSAGES)
             await connection.execute(
                 text(
                     "INSERT INTO messages (mailing_id, client_id, status, attempts, sent_at, "
