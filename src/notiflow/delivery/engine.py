@@ -84,6 +84,7 @@ class Engine:
                 provider=self.provider,
                 worker=self.worker,
                 wake=self._sender_wake,
+                on_idle=self.scheduler.nudge,
                 rng=self._rng,
             )
             tasks = [

@@ -41,6 +41,12 @@ class Scheduler:
         self._poll = poll_seconds
         self.last_tick = 0.0
         self.error: str | None = None
+        self._nudged = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Look again now (the sender went idle: a mailing may have just finished). Unlike a
+        change signal, this does not wake the sender in turn."""
+        self._nudged.set()
 
     async def tick(self) -> datetime | None:
         """Do everything that is due now; return when something is next due."""
@@ -109,15 +115,18 @@ class Scheduler:
                 await self._sleep(stop, wait)
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
-        """Sleep, waking early for a change signal (which also wakes the sender) or a stop."""
+        """Sleep, waking early for a change signal (which also wakes the sender), a nudge from
+        the sender, or a stop."""
         stopper = asyncio.ensure_future(stop.wait())
         waiter = asyncio.ensure_future(self._signal.wait(seconds))
+        nudged = asyncio.ensure_future(self._nudged.wait())
         try:
             done, _ = await asyncio.wait(
-                {stopper, waiter}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+                {stopper, waiter, nudged}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
             )
             if waiter in done and waiter.result():
                 self._wake_sender()
         finally:
-            for task in (stopper, waiter):
+            self._nudged.clear()
+            for task in (stopper, waiter, nudged):
                 task.cancel()

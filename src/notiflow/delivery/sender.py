@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,6 +65,7 @@ class Sender:
         provider: ProviderClient,
         worker: str,
         wake: asyncio.Event,
+        on_idle: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
@@ -72,6 +74,8 @@ class Sender:
         self._provider = provider
         self.worker = worker
         self._wake = wake
+        self._on_idle = on_idle
+        self._busy = False
         self._rng = rng or random.Random()
         self._policy = RetryPolicy(
             base_seconds=settings.retry_base_seconds,
@@ -98,6 +102,7 @@ class Sender:
         self._claiming: asyncio.Task[int] | None = None
         self._empty_claim_at: float | None = None
         self._flush_now = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self._slot_free = asyncio.Event()
         self._writer_done = False
         self._auth_paused_until: float | None = None
@@ -426,17 +431,20 @@ class Sender:
             self._flush_now.set()
 
     async def _flush(self) -> None:
-        if not self._buffer:
-            return
-        batch, self._buffer = self._buffer, []
-        now = self._clock()
-        size = self._settings.send_batch_size
-        for start in range(0, len(batch), size):
-            async with transaction(self._sessionmaker) as session:
-                await queue.write_back(
-                    session, worker=self.worker, results=batch[start : start + size], now=now
-                )
-        self.status.sent += sum(1 for d in batch if d.status is MessageStatus.sent)
+        """Write the buffered outcomes. Serialised, so that a caller that awaits it knows every
+        outcome stored before the call is committed (the writer may be half-way through one)."""
+        async with self._flush_lock:
+            if not self._buffer:
+                return
+            batch, self._buffer = self._buffer, []
+            now = self._clock()
+            size = self._settings.send_batch_size
+            for start in range(0, len(batch), size):
+                async with transaction(self._sessionmaker) as session:
+                    await queue.write_back(
+                        session, worker=self.worker, results=batch[start : start + size], now=now
+                    )
+            self.status.sent += sum(1 for d in batch if d.status is MessageStatus.sent)
 
     async def _writer(self, stop: asyncio.Event) -> None:
         """Store outcomes in batches, concurrently with claiming and sending."""
@@ -515,6 +523,7 @@ class Sender:
             await self._give_back_ready()
         self._refresh_status()
         if self._claiming is not None or self._in_flight or self._ready:
+            self._busy = self._busy or bool(self._in_flight or self._ready)
             self._slot_free.clear()
             waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._slot_free.wait())]
             if self._claiming is not None:
@@ -530,6 +539,12 @@ class Sender:
                         waiter.cancel()
         else:
             self._empty_claim_at = None
+            if self._busy:
+                # Work just ran out: store the last outcomes and let the scheduler look at once,
+                # so a mailing completes now rather than at its next poll.
+                self._busy = False
+                await self._flush()
+                self._on_idle()
             await self._idle_wait(stop)
 
     async def _give_back_ready(self) -> None:
@@ -543,12 +558,14 @@ class Sender:
             )
 
     def _recently_empty(self) -> bool:
-        """Whether a claim just found nothing due (then don't ask again at once)."""
-        return (
-            self._empty_claim_at is not None
-            and time.monotonic() - self._empty_claim_at < EMPTY_CLAIM_PAUSE
-            and bool(self._in_flight or self._ready)
-        )
+        """Whether a claim just found nothing due. Then, with nothing under way, the loop goes
+        idle (sleeping until the next due time or a change); with sends under way, it asks
+        again only after a short pause. Either way it never spins on empty claims."""
+        if self._empty_claim_at is None:
+            return False
+        if not (self._in_flight or self._ready):
+            return True
+        return time.monotonic() - self._empty_claim_at < EMPTY_CLAIM_PAUSE
 
     async def run(self, stop: asyncio.Event) -> None:
         writer = asyncio.create_task(self._writer(stop), name="writer")
