@@ -31,9 +31,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow import counters
 from notiflow.db.types import UTCDateTime
 from notiflow.models import Client, Mailing, MailingStats, MailingStatus, Message, MessageStatus
-from notiflow.stats import repository as counters
 
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 CLIENTS: Table = Client.__table__  # type: ignore[assignment]

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow import counters
 from notiflow.models import Mailing, MailingStatus, Message
-from notiflow.stats import repository as counters
 
 
 async def get(

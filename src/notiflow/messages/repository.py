@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow import counters
 from notiflow.models import Message, MessageStatus
-from notiflow.stats import repository as counters
 
 UNSENT = (MessageStatus.pending.value, MessageStatus.sending.value)
 
