@@ -213,7 +213,7 @@ async def _materialise(url: str, count: int) -> float:
     from notiflow.config import Settings
     from notiflow.db.engine import create_engine, create_sessionmaker
     from notiflow.db.session import transaction
-    from notiflow.delivery import queue
+    from notiflow.delivery.queue import scheduling
     from notiflow.mailings import service
     from notiflow.mailings.schemas import MailingCreate
 
@@ -233,7 +233,7 @@ async def _materialise(url: str, count: int) -> float:
             )
         began = time.perf_counter()
         async with transaction(maker) as session:
-            written = await queue.materialise(session, mailing.id, now)
+            written = await scheduling.materialise(session, mailing.id, now)
         elapsed = time.perf_counter() - began
         assert written == count, written
         return elapsed

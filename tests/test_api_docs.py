@@ -87,4 +87,5 @@ async def test_health_reports_a_broken_database() -> None:
         response = await c.get("/health")
     await app.state.db_engine.dispose()
     assert response.status_code == 503
-    assert response.json()["status"] == "degraded"
+    assert response.json()["status"] == "failing"
+    assert response.json()["reason"].startswith("the database is unreachable")

@@ -198,19 +198,19 @@ async def test_future_start_is_on_time(
 async def test_materialising_twice_writes_nothing_more(
     app: Any, api: httpx.AsyncClient, clock: LiveClock
 ) -> None:
-    from notiflow.delivery import queue
+    from notiflow.delivery.queue import scheduling
     from notiflow.models import Mailing
 
     await import_clients(api, 30)
     mailing = await create_mailing(api, clock)
     async with transaction(app.state.sessionmaker) as session:
-        assert await queue.materialise(session, mailing["id"], clock()) == 30
+        assert await scheduling.materialise(session, mailing["id"], clock()) == 30
     async with transaction(app.state.sessionmaker) as session:
         row = await session.get(Mailing, mailing["id"])
         assert row is not None
         row.materialized_at = None  # as if a crash lost the mark but kept the rows
     async with transaction(app.state.sessionmaker) as session:
-        assert await queue.materialise(session, mailing["id"], clock()) == 0
+        assert await scheduling.materialise(session, mailing["id"], clock()) == 0
     assert len(await messages_of(app, mailing["id"])) == 30
     await assert_counters_match(app, mailing["id"])
 

@@ -137,21 +137,21 @@ def test_breaker_opens_probes_and_closes() -> None:
     assert _state(breaker) is BreakerState.closed  # too few requests to judge
     breaker.record(False)
     assert _state(breaker) is BreakerState.open
-    assert breaker.allow() == 0
+    assert not breaker.ready_to_probe()
+    breaker.record(True)  # an answer to a request sent before it opened: not news
+    assert _state(breaker) is BreakerState.open
     time.now = 1.01
-    assert breaker.allow() == 1  # half-open: one probe
-    breaker.probe_started()
-    assert breaker.allow() == 0
-    breaker.record(False)  # the probe failed: open again, twice as long
+    assert breaker.ready_to_probe()  # half-open: a probe may go
+    assert _state(breaker) is BreakerState.half_open
+    breaker.probe_result(False)  # the probe failed: open again, twice as long
     assert _state(breaker) is BreakerState.open
     time.now = 2.5
-    assert breaker.allow() == 0
+    assert not breaker.ready_to_probe()
+    assert breaker.seconds_until_probe() == pytest.approx(0.51)
     time.now = 3.1
-    assert breaker.allow() == 1
-    breaker.probe_started()
-    breaker.record(True)
+    assert breaker.ready_to_probe()
+    breaker.probe_result(True)
     assert _state(breaker) is BreakerState.closed
-    assert breaker.allow() == -1
     assert breaker.trips == 1
 
 

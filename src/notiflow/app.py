@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -63,11 +64,16 @@ class EngineHealth(BaseModel):
     worker: str | None = Field(default=None, description="This engine's name in leases and logs.")
     provider: str = Field(
         description="`ok`, `unauthorized` (401/403: sending paused), `circuit_open`, "
-        "`circuit_half_open`, `starting`, or `not_here` when this process runs no engine."
+        "`circuit_half_open`, or `not_here` when this process runs no engine."
     )
     provider_error: str | None = Field(default=None, description="The provider's last problem.")
     error: str | None = Field(
-        default=None, description="Why the engine's last step failed, while it keeps failing."
+        default=None, description="Why a loop of the engine failed, while it keeps failing."
+    )
+    problems: list[str] = Field(
+        default_factory=list,
+        description="Why the engine is not doing its work: stopped, or a loop that has completed "
+        "no round for `NOTIFLOW_ENGINE_STALL_SECONDS` (blocked, or failing at every try).",
     )
     in_flight: int = Field(default=0, description="Requests to the provider in flight.")
     sent: int = Field(default=0, description="Messages this engine has sent since it started.")
@@ -79,6 +85,7 @@ class Health(BaseModel):
             "examples": [
                 {
                     "status": "ok",
+                    "reason": None,
                     "version": __version__,
                     "database": "ok",
                     "engine": {
@@ -87,6 +94,7 @@ class Health(BaseModel):
                         "provider": "ok",
                         "provider_error": None,
                         "error": None,
+                        "problems": [],
                         "in_flight": 12,
                         "sent": 1000,
                     },
@@ -95,10 +103,33 @@ class Health(BaseModel):
         }
     }
 
-    status: str = Field(description="`ok`, or `degraded` when a part is failing.", examples=["ok"])
+    status: str = Field(
+        description="`ok`; `degraded` when the provider is failing or refusing the token (the "
+        "answer is still 200); `failing` when the database is unreachable or the engine of this "
+        "process is dead or stalled (the answer is 503).",
+        examples=["ok"],
+    )
+    reason: str | None = Field(default=None, description="Why the status is not `ok`.")
     version: str = Field(examples=[__version__])
     database: str = Field(description="`ok` or the error.", examples=["ok"])
     engine: EngineHealth
+
+
+HEALTH_DB_TIMEOUT = 5.0  # the health check answers within this even if the database hangs
+
+
+async def _database_health(request: Request) -> str:
+    async def probe() -> None:
+        async with request.app.state.db_engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(probe(), HEALTH_DB_TIMEOUT)
+    except TimeoutError:
+        return f"error: no answer within {HEALTH_DB_TIMEOUT:.0f} s"
+    except Exception as exc:  # the health check reports any failure instead of raising
+        return f"error: {type(exc).__name__}"
+    return "ok"
 
 
 async def _start_delivery(app: FastAPI, settings: Settings, clock: Clock) -> Sandbox | None:
@@ -182,29 +213,33 @@ def create_app(
         response_model=Health,
         tags=["service"],
         summary="Health check (no token needed)",
-        responses={503: {"model": Health, "description": "A part of the service is failing."}},
+        responses={
+            503: {
+                "model": Health,
+                "description": "The database is unreachable, or this process's engine is dead "
+                "or stalled.",
+            }
+        },
     )
     async def health(request: Request) -> Any:
-        database = "ok"
-        try:
-            async with request.app.state.db_engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as exc:  # the health check reports any failure instead of raising
-            database = f"error: {type(exc).__name__}"
-        delivery = request.app.state.engine
+        database = await _database_health(request)
+        delivery: Engine | None = request.app.state.engine
         if delivery is not None:
             engine = EngineHealth(**delivery.health())
         else:
             engine = EngineHealth(running=False, provider="not_here")
-        healthy = database == "ok" and engine.provider in ("ok", "not_here", "starting")
-        if request.app.state.run_engine and (not engine.running or engine.error):
-            healthy = False
+        status, reason = "ok", None
+        if database != "ok":
+            status, reason = "failing", f"the database is unreachable ({database})"
+        elif request.app.state.run_engine and (delivery is None or engine.problems):
+            status = "failing"
+            reason = "; ".join(engine.problems) or "the delivery engine has not started"
+        elif engine.provider not in ("ok", "not_here"):
+            status = "degraded"
+            reason = f"the provider: {engine.provider} ({engine.provider_error})"
         body = Health(
-            status="ok" if healthy else "degraded",
-            version=__version__,
-            database=database,
-            engine=engine,
+            status=status, reason=reason, version=__version__, database=database, engine=engine
         )
-        return JSONResponse(body.model_dump(), status_code=200 if database == "ok" else 503)
+        return JSONResponse(body.model_dump(), status_code=503 if status == "failing" else 200)
 
     return app

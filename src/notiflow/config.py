@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         le=60,
         description="Longest sleep of the engine between looks at the database.",
     )
+    engine_stall_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A loop of the engine that completes no round for this long (blocked, or "
+        "failing at every try) makes /health answer 503.",
+    )
     worker_name: str = Field(
         default="", max_length=40, description="Name of this worker in logs and leases."
     )
@@ -128,10 +134,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _lease_outlives_a_request(self) -> Settings:
-        if self.send_lease_seconds <= self.provider_timeout:
+        if self.send_lease_seconds < 2 * self.provider_timeout:
             raise ValueError(
-                "send_lease_seconds must be longer than provider_timeout, or other workers "
-                "would take back messages whose request is still under way"
+                "send_lease_seconds must be at least twice provider_timeout: a message is sent "
+                "only while its worker surely holds its lease until the request's timeout"
             )
         return self
 

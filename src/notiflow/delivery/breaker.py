@@ -2,7 +2,9 @@
 
 Closed: requests flow. When at least ``min_requests`` of the last ``window`` requests are known
 and ``failure_ratio`` of them failed, it opens: no request goes out for a cool-down, then one probe
-is let through (half-open). A good probe closes it; a bad one opens it again for twice as long.
+may go (half-open). A good probe closes it; a bad one opens it again for twice as long. Who sends
+the probe, and that its answer (or its absence) always comes back, is the gate's business
+(``delivery.gate``).
 """
 
 from __future__ import annotations
@@ -39,53 +41,42 @@ class CircuitBreaker:
         self._cooldown = cooldown
         self._monotonic = monotonic
         self._opened_at = 0.0
-        self._probe_out = False
         self.state = BreakerState.closed
         self.trips = 0
 
-    def _push(self, ok: bool) -> None:
-        if len(self._results) == self._results.maxlen and not self._results[0]:
+    def record(self, ok: bool) -> None:
+        """The answer to a request sent while closed; it may open the breaker."""
+        if self.state is not BreakerState.closed:
+            return  # sent before it opened: not news
+        results = self._results
+        if len(results) == results.maxlen and not results[0]:
             self._failures -= 1
-        self._results.append(ok)
+        results.append(ok)
         if not ok:
             self._failures += 1
+            if len(results) >= self._min_requests and self._failures >= self._ratio * len(results):
+                self._open(double=False)
 
-    def allow(self) -> int:
-        """How many new requests may start now: unlimited (-1), one probe (1) or none (0)."""
-        if self.state is BreakerState.closed:
-            return -1
+    def ready_to_probe(self) -> bool:
+        """Whether a probe may go now (the cool-down is over); half-open from then on."""
         if self.state is BreakerState.open:
             if self._monotonic() - self._opened_at < self._cooldown:
-                return 0
+                return False
             self.state = BreakerState.half_open
-            self._probe_out = False
-        if self._probe_out:
-            return 0
-        return 1
+        return self.state is BreakerState.half_open
 
-    def probe_started(self) -> None:
-        if self.state is BreakerState.half_open:
-            self._probe_out = True
+    def probe_result(self, ok: bool) -> None:
+        if self.state is BreakerState.closed:
+            return
+        if ok:
+            self._close()
+        else:
+            self._open(double=True)
 
     def seconds_until_probe(self) -> float:
         if self.state is not BreakerState.open:
             return 0.0
         return max(0.0, self._cooldown - (self._monotonic() - self._opened_at))
-
-    def record(self, ok: bool) -> None:
-        if self.state is BreakerState.half_open:
-            if ok:
-                self._close()
-            else:
-                self._open(double=True)
-            return
-        self._push(ok)
-        if (
-            self.state is BreakerState.closed
-            and len(self._results) >= self._min_requests
-            and self._failures >= self._ratio * len(self._results)
-        ):
-            self._open(double=False)
 
     def _open(self, *, double: bool) -> None:
         if double:
@@ -95,11 +86,9 @@ class CircuitBreaker:
             self.trips += 1
         self.state = BreakerState.open
         self._opened_at = self._monotonic()
-        self._probe_out = False
 
     def _close(self) -> None:
         self.state = BreakerState.closed
         self._cooldown = self._base_cooldown
         self._results.clear()
         self._failures = 0
-        self._probe_out = False

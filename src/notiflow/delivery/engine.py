@@ -1,24 +1,28 @@
 """The delivery engine of one process: scheduler + sender (+ LISTEN on PostgreSQL).
 
 ``notiflow serve`` runs it beside the API; ``notiflow worker`` runs it alone. Any number of
-engines may share one PostgreSQL database.
+engines may share one PostgreSQL database. Each of its loops survives any error of its own (with
+back-off and a logged traceback) and is restarted should it ever end; ``health()`` says whether
+each one completes its rounds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
 import socket
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notiflow.config import Settings
 from notiflow.core.clock import Clock, utcnow
+from notiflow.delivery.health import Loops, supervise
 from notiflow.delivery.notify import listen
 from notiflow.delivery.provider import ProviderClient
 from notiflow.delivery.scheduler import Scheduler
@@ -44,26 +48,38 @@ class Engine:
         signal: EngineSignal | None = None,
         clock: Clock = utcnow,
         rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.signal = signal or EngineSignal()
         self.worker = worker_name(settings)
         self._sessionmaker = sessionmaker
-        self._clock = clock
-        self._rng = rng
         self.provider = ProviderClient(
             provider_url, provider_token, concurrency=settings.send_concurrency
         )
         self._stop = asyncio.Event()
         self._sender_wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.sender: Sender | None = None
+        self.loops = Loops(stall_seconds=settings.engine_stall_seconds, monotonic=monotonic)
         self.scheduler = Scheduler(
             sessionmaker=sessionmaker,
             clock=clock,
             signal=self.signal,
             wake_sender=self._sender_wake.set,
             poll_seconds=settings.engine_poll_seconds,
+            loops=self.loops,
+        )
+        self.sender = Sender(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            clock=clock,
+            provider=self.provider,
+            worker=self.worker,
+            wake=self._sender_wake,
+            loops=self.loops,
+            on_idle=self.scheduler.nudge,
+            rng=rng,
+            monotonic=monotonic,
         )
 
     async def start(self) -> None:
@@ -76,38 +92,19 @@ class Engine:
             self.provider.base_url,
             self.settings.send_concurrency,
         )
+        stop, loops = self._stop, self.loops
         async with self.provider:
-            self.sender = Sender(
-                settings=self.settings,
-                sessionmaker=self._sessionmaker,
-                clock=self._clock,
-                provider=self.provider,
-                worker=self.worker,
-                wake=self._sender_wake,
-                on_idle=self.scheduler.nudge,
-                rng=self._rng,
-            )
-            tasks = [
-                asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"),
-                asyncio.create_task(self.sender.run(self._stop), name="sender"),
-                asyncio.create_task(
-                    listen(self.settings.database_url, self._woken, self._stop), name="listen"
+            await asyncio.gather(
+                supervise("scheduler", lambda: self.scheduler.run(stop), stop=stop, loops=loops),
+                supervise("sender", lambda: self.sender.run(stop), stop=stop, loops=loops),
+                supervise(
+                    "listen",
+                    lambda: listen(self.settings.database_url, self._woken, stop),
+                    stop=stop,
+                    loops=loops,
                 ),
-            ]
-            try:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-                for task in done:
-                    if not task.cancelled() and task.exception() is not None:
-                        log.critical(
-                            "engine part %s crashed", task.get_name(), exc_info=task.exception()
-                        )
-            finally:
-                self._stop.set()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-        sent = self.sender.status.sent if self.sender is not None else 0
-        log.info("engine stopped worker=%s sent=%s", self.worker, sent)
+            )
+        log.info("engine stopped worker=%s sent=%s", self.worker, self.sender.sent)
 
     def _woken(self) -> None:
         self.signal.notify()
@@ -124,22 +121,27 @@ class Engine:
             await self._task
 
     def breaker_state(self) -> str:
-        return self.sender.breaker.state.value if self.sender is not None else "closed"
+        return self.sender.gate.breaker.state.value
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def problems(self) -> list[str]:
+        """Why this engine is not doing its work, if it is not: empty when healthy."""
+        if not self.running:
+            return ["the delivery engine is not running"]
+        return self.loops.problems()
 
     def health(self) -> dict[str, Any]:
-        if self.sender is None:
-            return {
-                "running": self._task is not None and not self._task.done(),
-                "provider": "starting",
-            }
-        status = self.sender.status
+        gate = self.sender.gate
         return {
-            "running": self._task is not None and not self._task.done(),
-            "error": self.scheduler.error or status.engine_error,
+            "running": self.running,
+            "error": self.loops.error(),
+            "problems": self.problems(),
             "worker": self.worker,
-            "provider": status.provider,
-            "provider_error": status.auth_error
-            or (status.last_error if status.provider != "ok" else None),
-            "in_flight": status.in_flight,
-            "sent": status.sent,
+            "provider": gate.state,
+            "provider_error": gate.auth_error or (gate.last_error if gate.state != "ok" else None),
+            "in_flight": self.sender.in_flight,
+            "sent": self.sender.sent,
         }

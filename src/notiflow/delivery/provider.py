@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Protocol
 
 import aiohttp
 from yarl import URL
@@ -11,6 +12,14 @@ from yarl import URL
 from notiflow.delivery.policy import Outcome, classify_exception, classify_response
 
 MAX_BODY = 64 * 1024
+
+
+class Provider(Protocol):
+    """What the sender needs of a provider: one attempt, whose outcome is never an exception."""
+
+    async def send(
+        self, message_id: int, phone: str, text: bytes, *, seconds: float, now: datetime
+    ) -> Outcome: ...
 
 
 class ProviderClient:

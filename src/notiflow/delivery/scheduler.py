@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notiflow.core.clock import Clock
 from notiflow.db.session import transaction
-from notiflow.delivery import queue
+from notiflow.delivery.health import Loops
+from notiflow.delivery.queue import claims, scheduling
 from notiflow.delivery.signal import EngineSignal
 
 log = logging.getLogger("notiflow.engine")
@@ -33,15 +33,16 @@ class Scheduler:
         signal: EngineSignal,
         wake_sender: Callable[[], None],
         poll_seconds: float,
+        loops: Loops,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._signal = signal
         self._wake_sender = wake_sender
         self._poll = poll_seconds
-        self.last_tick = 0.0
-        self.error: str | None = None
+        self._loops = loops
         self._nudged = asyncio.Event()
+        loops.register("scheduler", period=poll_seconds)
 
     def nudge(self) -> None:
         """Look again now (the sender went idle: a mailing may have just finished). Unlike a
@@ -52,15 +53,15 @@ class Scheduler:
         """Do everything that is due now; return when something is next due."""
         now = self._clock()
         async with transaction(self._sessionmaker) as session:
-            started = await queue.start_due(session, now)
-            pending = await queue.unmaterialised(session)
+            started = await scheduling.start_due(session, now)
+            pending = await scheduling.unmaterialised(session)
         for mailing_id in started:
             log.info("mailing started mailing_id=%s", mailing_id)
         woke = bool(started)
         for mailing_id in pending:
             began = time.perf_counter()
             async with transaction(self._sessionmaker) as session:
-                written = await queue.materialise(session, mailing_id, now)
+                written = await scheduling.materialise(session, mailing_id, now)
             if written is not None:
                 woke = True
                 log.info(
@@ -72,42 +73,35 @@ class Scheduler:
         if woke:
             self._wake_sender()
         async with transaction(self._sessionmaker) as session:
-            reclaimed = await queue.reclaim_expired_leases(session, now)
+            reclaimed = await claims.reclaim_expired_leases(session, now)
         if reclaimed:
             log.warning("reclaimed messages of a stopped worker count=%s", reclaimed)
             self._wake_sender()
         async with transaction(self._sessionmaker) as session:
-            expired = await queue.expire_ended(session, now)
+            expired = await scheduling.expire_ended(session, now)
         if expired:
             log.info("expired messages past end_time count=%s", expired)
         async with transaction(self._sessionmaker) as session:
-            completed = await queue.complete_finished(session, now)
+            completed = await scheduling.complete_finished(session, now)
         for mailing_id in completed:
             log.info("mailing completed mailing_id=%s", mailing_id)
         async with transaction(self._sessionmaker) as session:
             candidates = [
-                await queue.next_start(session),
-                await queue.next_end(session),
-                await queue.next_lease_expiry(session),
+                await scheduling.next_start(session),
+                await scheduling.next_end(session),
+                await claims.next_lease_expiry(session),
             ]
-        self.last_tick = time.monotonic()
         due = [c for c in candidates if c is not None]
         return min(due) if due else None
 
     async def run(self, stop: asyncio.Event) -> None:
-        failures = 0
         while not stop.is_set():
             try:
                 next_due = await self.tick()
-                failures = 0
-                self.error = None
-            except (OperationalError, DBAPIError, OSError) as exc:
-                failures += 1
-                self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                log.error("scheduler step failed (%s); retrying", exc)
-                next_due = None
-                await self._sleep(stop, min(self._poll * failures, 10.0))
+            except Exception as exc:  # any error: retried with back-off, never the end
+                await self._sleep(stop, self._loops.failed("scheduler", exc))
                 continue
+            self._loops.done("scheduler")
             wait = self._poll
             if next_due is not None:
                 wait = min(wait, max(0.0, (next_due - self._clock()).total_seconds()))

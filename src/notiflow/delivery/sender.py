@@ -1,9 +1,12 @@
-"""The sender: claims due messages, sends them concurrently, writes the outcomes back in batches.
+"""The sender: claims due messages, sends them concurrently, hands the outcomes to the outbox.
 
 One loop per worker. It claims a fair share of each running mailing's due messages, so a small
 mailing is never stuck behind a large one; keeps at most ``send_concurrency`` requests in flight;
-and stores outcomes in batches. A circuit breaker stops it from hammering a provider that is down,
-and a 401/403 pauses it (messages stay pending) until a probe gets through.
+and renews the leases of everything it holds (a heartbeat), so that no other worker takes a
+message this one is still working on. A message is never sent unless this worker surely holds
+its lease until the request's timeout. What to do with a message is decided in
+``delivery.decisions``; whether a request may go at all, in ``delivery.gate``; outcomes are stored
+by ``delivery.outbox``.
 """
 
 from __future__ import annotations
@@ -15,44 +18,30 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notiflow.config import Settings
 from notiflow.core.clock import Clock
 from notiflow.db.session import transaction
-from notiflow.delivery import queue
-from notiflow.delivery.breaker import BreakerState, CircuitBreaker
-from notiflow.delivery.policy import Outcome, RetryPolicy, Verdict
-from notiflow.delivery.provider import ProviderClient
-from notiflow.delivery.queue import ActiveMailing, Claimed, Done
+from notiflow.delivery import decisions
+from notiflow.delivery.breaker import CircuitBreaker
+from notiflow.delivery.gate import ProviderGate, Ticket
+from notiflow.delivery.health import Loops
+from notiflow.delivery.outbox import Outbox
+from notiflow.delivery.policy import Outcome, RetryPolicy
+from notiflow.delivery.provider import Provider, ProviderClient
+from notiflow.delivery.queue import claims
 from notiflow.delivery.ratelimit import RateLimiter
-from notiflow.delivery.window import next_opening
-from notiflow.models import MessageStatus
+from notiflow.delivery.records import ActiveMailing, Claimed, Done
 
 log = logging.getLogger("notiflow.engine")
 
 REFRESH_SECONDS = 0.25  # how stale the sender's view of running mailings may get
-FLUSH_SECONDS = 0.05  # longest an outcome waits in memory before it is written
 EMPTY_CLAIM_PAUSE = 0.1  # after a claim found nothing due, while sends are in flight
-
-
-@dataclass
-class SenderStatus:
-    """What /health shows of the sender."""
-
-    provider: str = "ok"  # ok · unauthorized · circuit_open · circuit_half_open
-    in_flight: int = 0
-    sent: int = 0
-    failed_attempts: int = 0
-    last_error: str | None = None
-    auth_error: str | None = None
-    engine_error: str | None = None
-    last_loop: float = field(default_factory=time.monotonic)
+DRAIN_WRITE_SECONDS = 5.0  # how long a stopping worker keeps trying to store its last outcomes
 
 
 class Sender:
@@ -62,214 +51,127 @@ class Sender:
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
-        provider: ProviderClient,
+        provider: Provider,
         worker: str,
         wake: asyncio.Event,
+        loops: Loops,
         on_idle: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._sessionmaker = sessionmaker
         self._clock = clock
+        self._monotonic = monotonic
         self._provider = provider
         self.worker = worker
         self._wake = wake
+        self._loops = loops
         self._on_idle = on_idle
-        self._busy = False
         self._rng = rng or random.Random()
         self._policy = RetryPolicy(
             base_seconds=settings.retry_base_seconds,
             max_seconds=settings.retry_max_seconds,
             max_attempts=settings.send_max_attempts,
         )
-        self.breaker = CircuitBreaker(
-            window=settings.breaker_window,
-            min_requests=settings.breaker_min_requests,
-            failure_ratio=settings.breaker_failure_ratio,
-            cooldown=settings.breaker_cooldown_seconds,
+        self.gate = ProviderGate(
+            breaker=CircuitBreaker(
+                window=settings.breaker_window,
+                min_requests=settings.breaker_min_requests,
+                failure_ratio=settings.breaker_failure_ratio,
+                cooldown=settings.breaker_cooldown_seconds,
+                monotonic=monotonic,
+            ),
+            auth_retry_seconds=settings.auth_retry_seconds,
+            monotonic=monotonic,
         )
-        self._limiter = RateLimiter(settings.send_rate)
+        self.outbox = Outbox(
+            sessionmaker=sessionmaker,
+            worker=worker,
+            clock=clock,
+            batch_size=settings.send_batch_size,
+            loops=loops,
+            monotonic=monotonic,
+        )
+        self._limiter = RateLimiter(settings.send_rate) if settings.send_rate > 0 else None
+        self._concurrency = settings.send_concurrency
+        self._batch = settings.send_batch_size
+        self._timeout = settings.provider_timeout
+        # Leases: a message is sent only if this worker holds its lease until the request's
+        # timeout, with a margin for the clocks of other workers (who reclaim expired leases).
+        self._lease = settings.send_lease_seconds
+        self._lease_margin = min(1.0, 0.1 * self._lease)
+        self._renewed_until = 0.0  # monotonic: every lease held when a renewal began lasts this
+        # How many messages to hold (claimed, not yet sent): two batches beyond the requests in
+        # flight keep the provider busy while a claim is in the database; with a rate limit, no
+        # more than can be sent within a lease.
+        self._hold = settings.send_concurrency + 2 * settings.send_batch_size
+        if settings.send_rate > 0:
+            usable = self._lease - self._timeout - self._lease_margin
+            self._hold = max(1, min(self._hold, int(settings.send_rate * usable)))
+        # Claim in chunks: wait until a quarter of the slots (or a batch) is free.
+        self._claim_threshold = max(
+            1, min(settings.send_batch_size, settings.send_concurrency // 4, self._hold)
+        )
         self._mailings: dict[int, ActiveMailing] = {}
-        self._refreshed = 0.0
+        self._texts: dict[int, bytes] = {}
+        self._refreshed = float("-inf")
         self._rotation = 0
         # Send chains: each task sends claimed messages one after another; the value is the
         # message it is sending now.
         self._in_flight: dict[asyncio.Task[None], Claimed | None] = {}
-        self._stopping = False
-        self._releasing = False
-        self._buffer: list[Done] = []
         self._ready: deque[Claimed] = deque()
         self._claiming: asyncio.Task[int] | None = None
         self._empty_claim_at: float | None = None
-        self._flush_now = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
         self._slot_free = asyncio.Event()
-        self._writer_done = False
-        self._auth_paused_until: float | None = None
-        self._auth_probe_out = False
-        self.status = SenderStatus()
+        self._stopping = False
+        self._releasing = False
+        self._busy = False
         self._debug = log.isEnabledFor(logging.DEBUG)
-        # Claim in chunks: wait until a quarter of the slots (or a batch) is free.
-        self._claim_threshold = max(
-            1, min(settings.send_batch_size, settings.send_concurrency // 4)
-        )
-        self._texts: dict[int, bytes] = {}
+        loops.register("sender", period=max(REFRESH_SECONDS, settings.engine_poll_seconds))
+        loops.register("leases", period=self._lease / 3)
 
-    # --- decisions ----------------------------------------------------------------------------
+    # --- what /health shows -----------------------------------------------------------------
 
-    def _mailing(self, claimed: Claimed) -> ActiveMailing | None:
-        return self._mailings.get(claimed.mailing_id)
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
 
-    def _before_send(self, claimed: Claimed, mailing: ActiveMailing, now: datetime) -> Done | None:
-        """Settle a claimed message that must not be sent now; None if it should be sent."""
-        if claimed.phone is None:
-            return Done(
-                claimed.id,
-                claimed.mailing_id,
-                MessageStatus.cancelled,
-                claimed.attempts,
-                attempted=False,
-                last_error="client deleted",
-            )
-        if now >= mailing.end_time:
-            return self._expired(claimed, None)
-        if mailing.window_start is not None and mailing.window_end is not None:
-            opening = next_opening(
-                now,
-                start=mailing.window_start,
-                end=mailing.window_end,
-                timezone=claimed.timezone or "UTC",
-            )
-            if opening is not None:
-                if opening >= mailing.end_time:
-                    return self._expired(
-                        claimed, "the send window does not open again before end_time"
-                    )
-                return Done(
-                    claimed.id,
-                    claimed.mailing_id,
-                    MessageStatus.pending,
-                    claimed.attempts,
-                    attempted=False,
-                    next_attempt_at=opening,
-                )
-        return None
+    @property
+    def sent(self) -> int:
+        return self.outbox.sent
 
-    def _expired(self, claimed: Claimed, reason: str | None) -> Done:
-        return Done(
-            claimed.id,
-            claimed.mailing_id,
-            MessageStatus.expired,
-            claimed.attempts,
-            attempted=False,
-            last_error=reason or "end_time passed before sending",
-        )
+    # --- one message --------------------------------------------------------------------------
 
-    def _after_send(self, claimed: Claimed, outcome: Outcome, now: datetime) -> Done:
-        """The new state of a message after one request, as the retry policy decides."""
-        attempts = claimed.attempts + 1
+    def _holds_lease(self, claimed: Claimed, seconds: float) -> bool:
+        """Whether this worker surely holds ``claimed``'s lease for ``seconds`` more."""
+        deadline = max(claimed.lease_deadline, self._renewed_until)
+        return self._monotonic() + seconds + self._lease_margin < deadline
 
-        def attempted(status: MessageStatus, **extra: Any) -> Done:
-            return Done(claimed.id, claimed.mailing_id, status, attempts, True, **extra)
-
-        if outcome.verdict is Verdict.sent:
-            return attempted(MessageStatus.sent, sent_at=now)
-        failure = {"last_error": outcome.detail, "error_kind": outcome.error}
-        if outcome.verdict is Verdict.fail:
-            return attempted(MessageStatus.failed, **failure)
-        if outcome.verdict is Verdict.unauthorized:
-            # Not the message's fault: it keeps its attempts and waits for the pause to end.
-            return Done(
-                claimed.id,
-                claimed.mailing_id,
-                MessageStatus.pending,
-                claimed.attempts,
-                False,
-                next_attempt_at=now + timedelta(seconds=self._settings.auth_retry_seconds),
-                last_error=outcome.detail,
-            )
-        if self._policy.gives_up(attempts):
-            failure["last_error"] = f"gave up after {attempts} attempts; last: {outcome.detail}"
-            return attempted(MessageStatus.failed, **failure)
-        retry_at = self._policy.next_attempt(
-            attempts=attempts, now=now, retry_after=outcome.retry_after, rng=self._rng
-        )
+    async def _attempt(self, claimed: Claimed) -> tuple[Done, Outcome | None]:
+        """Send one claimed message, unless it must not go now; return its new state and the
+        provider's outcome (None when no request was made)."""
         mailing = self._mailings.get(claimed.mailing_id)
-        if mailing is None or retry_at >= mailing.end_time:
-            return attempted(MessageStatus.expired, **failure)
-        return attempted(MessageStatus.pending, next_attempt_at=retry_at, **failure)
-
-    # --- provider health ----------------------------------------------------------------------
-
-    def _budget(self) -> int:
-        """How many messages may be claimed now: -1 any, 1 a probe, 0 none."""
-        if self._auth_paused_until is not None:
-            if self._auth_probe_out or time.monotonic() < self._auth_paused_until:
-                return 0
-            return 1
-        return self.breaker.allow()
-
-    def _note(self, outcome: Outcome) -> None:
-        if outcome.verdict is Verdict.unauthorized:
-            self._auth_probe_out = False
-            if self._auth_paused_until is None:
-                log.error(
-                    "the provider refused the token (%s): sending is paused, messages stay "
-                    "pending; check NOTIFLOW_PROVIDER_TOKEN. Probing every %.0f s.",
-                    outcome.detail,
-                    self._settings.auth_retry_seconds,
-                )
-            self._auth_paused_until = time.monotonic() + self._settings.auth_retry_seconds
-            self.status.auth_error = outcome.detail
-            return
-        if self._auth_paused_until is not None:
-            self._auth_paused_until = None
-            self._auth_probe_out = False
-            self.status.auth_error = None
-            log.warning("the provider accepts the token again: sending resumes")
-        before = self.breaker.state
-        self.breaker.record(not outcome.provider_failed)
-        if outcome.provider_failed:
-            self.status.failed_attempts += 1
-            self.status.last_error = outcome.detail
-        if self.breaker.state is not before:
-            if self.breaker.state is BreakerState.open:
-                log.warning(
-                    "circuit breaker open: the provider is failing (%s); pausing %.1f s",
-                    outcome.detail,
-                    self.breaker.seconds_until_probe(),
-                )
-            elif self.breaker.state is BreakerState.closed:
-                log.warning("circuit breaker closed: the provider answers again")
-
-    def _refresh_status(self) -> None:
-        if self._auth_paused_until is not None:
-            self.status.provider = "unauthorized"
-        elif self.breaker.state is BreakerState.open:
-            self.status.provider = "circuit_open"
-        elif self.breaker.state is BreakerState.half_open:
-            self.status.provider = "circuit_half_open"
-        else:
-            self.status.provider = "ok"
-        self.status.in_flight = len(self._in_flight)
-        self.status.last_loop = time.monotonic()
-
-    # --- the loop -----------------------------------------------------------------------------
-
-    async def _send(self, claimed: Claimed, text: bytes) -> Done:
-        if self._limiter.rate > 0:
-            await self._limiter.acquire()
-        mailing = self._mailings.get(claimed.mailing_id)
+        text = self._texts.get(claimed.mailing_id)
         now = self._clock()
-        if mailing is None or now >= mailing.end_time:
-            return self._expired(claimed, None)
-        timeout = min(self._settings.provider_timeout, (mailing.end_time - now).total_seconds())
-        assert claimed.phone is not None
+        if mailing is None or text is None:
+            # Cancelled or deleted since the claim: the API has settled it (this changes nothing).
+            return decisions.give_back(claimed, at=now), None
+        seconds = (mailing.end_time - now).total_seconds()
+        if seconds <= 0:
+            return decisions.expired(claimed), None
+        seconds = min(seconds, self._timeout)
+        if not self._holds_lease(claimed, seconds):
+            log.warning(
+                "lease of message_id=%s mailing_id=%s ran out before it was sent; given back",
+                claimed.id,
+                claimed.mailing_id,
+            )
+            return decisions.give_back(claimed, at=now), None
+        assert claimed.phone is not None  # before_send settled messages of deleted clients
         outcome = await self._provider.send(
-            claimed.id, claimed.phone, text, seconds=timeout, now=now
+            claimed.id, claimed.phone, text, seconds=seconds, now=now
         )
-        self._note(outcome)
-        finished = self._clock()
         if self._debug:
             log.debug(
                 "send mailing_id=%s message_id=%s client_id=%s verdict=%s error=%s",
@@ -279,18 +181,88 @@ class Sender:
                 outcome.verdict.value,
                 outcome.error,
             )
-        return self._after_send(claimed, outcome, finished)
+        mailing = self._mailings.get(claimed.mailing_id)
+        done = decisions.after_send(
+            claimed,
+            outcome,
+            now=self._clock(),
+            end_time=mailing.end_time if mailing is not None else None,
+            policy=self._policy,
+            rng=self._rng,
+            auth_retry_seconds=self._settings.auth_retry_seconds,
+        )
+        return done, outcome
+
+    async def _chain(self) -> None:
+        """Send claimed messages one after another while there are any: one task per slot
+        rather than one per message, which keeps the event loop's overhead per message low."""
+        task = asyncio.current_task()
+        assert task is not None
+        in_flight, outbox, limiter = self._in_flight, self.outbox, self._limiter
+        while True:
+            if outbox.full:  # back-pressure: what waits unwritten stays bounded
+                await outbox.wait_room()
+            if limiter is not None:
+                await limiter.acquire()
+            taken = self._next_ready()
+            if taken is None:
+                return
+            claimed, ticket = taken
+            in_flight[task] = claimed
+            outcome: Outcome | None = None
+            try:
+                done, outcome = await self._attempt(claimed)
+            except asyncio.CancelledError:
+                self._settle_cancelled(claimed)
+                raise
+            except Exception as exc:  # a bug must not lose the message: retry it later
+                log.exception("send of message_id=%s crashed", claimed.id)
+                done = decisions.internal_error(claimed, exc, retry_at=self._retry_later())
+            finally:
+                self.gate.settle(ticket, outcome)  # a probe always comes back
+                in_flight[task] = None
+            outbox.put(done)
+
+    def _retry_later(self) -> datetime:
+        return self._clock() + timedelta(seconds=self._settings.retry_base_seconds)
+
+    def _next_ready(self) -> tuple[Claimed, Ticket] | None:
+        """The next claimed message, if the provider's state lets one go out now."""
+        ready = self._ready
+        if self._stopping or not ready:
+            self._slot_free.set()
+            return None
+        ticket = self.gate.admit()
+        if ticket is None:
+            self._slot_free.set()
+            return None
+        claimed = ready.popleft()
+        if len(ready) < self._batch:
+            self._slot_free.set()  # time to claim more
+        return claimed, ticket
+
+    def _settle_cancelled(self, claimed: Claimed) -> None:
+        """A request stopped before its answer: its end_time passed, or its mailing went."""
+        if self._releasing:
+            return  # a graceful stop gives it back instead
+        mailing = self._mailings.get(claimed.mailing_id)
+        if mailing is not None and mailing.end_time <= self._clock():
+            self.outbox.put(decisions.expired(claimed))
+        else:  # cancelled or deleted: the API settled it; this changes nothing then
+            self.outbox.put(decisions.give_back(claimed, at=self._clock()))
+
+    # --- claims -------------------------------------------------------------------------------
 
     async def _refresh(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._refreshed < REFRESH_SECONDS:
+        if not force and self._monotonic() - self._refreshed < REFRESH_SECONDS:
             return
         async with transaction(self._sessionmaker) as session:
-            active = await queue.active_mailings(session)
+            active = await claims.active_mailings(session)
         self._mailings = {m.id: m for m in active}
         self._texts = {
             m.id: self._texts.get(m.id) or ProviderClient.encode_text(m.text) for m in active
         }
-        self._refreshed = time.monotonic()
+        self._refreshed = self._monotonic()
         now = self._clock()
         for task, claimed in self._in_flight.items():
             if claimed is None:
@@ -301,8 +273,9 @@ class Sender:
                 task.cancel()
 
     async def _claim(self, limit: int) -> int:
+        began = self._monotonic()
         now = self._clock()
-        lease = now + timedelta(seconds=self._settings.send_lease_seconds)
+        lease = now + timedelta(seconds=self._lease)
         ids = list(self._mailings)
         if not ids:
             return 0
@@ -315,7 +288,7 @@ class Sender:
             if want <= 0:
                 break
             async with transaction(self._sessionmaker) as session:
-                mailing, claimed = await queue.claim(
+                mailing, items = await claims.claim(
                     session,
                     mailing_id=mailing_id,
                     worker=self.worker,
@@ -323,175 +296,53 @@ class Sender:
                     lease_until=lease,
                     limit=want,
                 )
-            claimed_total += len(claimed)
+            claimed_total += len(items)
             if mailing is not None:
                 self._mailings[mailing_id] = mailing  # fresher than the last refresh
-            for item in claimed:
-                if mailing is None:
-                    # Cancelled or deleted as it was claimed: back to the queue, where the
-                    # cancel (or delete) settles it.
-                    settled: Done | None = Done(
-                        item.id,
-                        mailing_id,
-                        MessageStatus.pending,
-                        item.attempts,
-                        False,
-                        next_attempt_at=now,
-                    )
-                else:
-                    settled = self._before_send(item, mailing, now)
-                if settled is not None:
-                    self._store(settled)
-                else:
-                    self._ready.append(item)
+            for item in items:
+                item.lease_deadline = began + self._lease
+                self._sort(item, mailing, now)
         self._slot_free.set()  # let the loop start what was claimed
         return claimed_total
 
+    def _sort(self, item: Claimed, mailing: ActiveMailing | None, now: datetime) -> None:
+        """A claimed message goes to the ready queue, or is settled at once without a request."""
+        settled: Done | None
+        if mailing is None:
+            # Cancelled or deleted as it was claimed: back to the queue, where the cancel (or
+            # delete) settles it.
+            settled = decisions.give_back(item, at=now)
+        else:
+            try:
+                settled = decisions.before_send(item, mailing, now)
+            except Exception as exc:  # e.g. a time zone the system no longer knows
+                log.exception("message_id=%s could not be prepared", item.id)
+                settled = decisions.internal_error(item, exc, retry_at=self._retry_later())
+        if settled is None:
+            self._ready.append(item)
+        else:
+            self.outbox.put(settled)
+
     def _start_ready(self) -> None:
         """Start send chains for claimed messages while there are free slots."""
-        concurrency = self._settings.send_concurrency
-        while self._ready and len(self._in_flight) < concurrency:
-            item = self._take_ready()
-            if item is None:
-                return
-            task = asyncio.create_task(self._chain(item))
+        free = min(self._concurrency - len(self._in_flight), len(self._ready))
+        if free <= 0:
+            return
+        budget = self.gate.budget()
+        if budget == 0:
+            return
+        if budget == 1:  # a probe after a pause: exactly one
+            free = 1
+        for _ in range(free):
+            task = asyncio.create_task(self._chain())
             self._in_flight[task] = None
             task.add_done_callback(self._chain_ended)
-
-    def _take_ready(self) -> Claimed | None:
-        """The next claimed message, if the provider's state lets one go out now."""
-        budget = self._budget()
-        if budget == 0 or not self._ready:
-            return None
-        if budget == 1:  # a probe after a pause: exactly one
-            if self._auth_paused_until is not None:
-                self._auth_probe_out = True
-            else:
-                self.breaker.probe_started()
-        return self._ready.popleft()
-
-    def _next_ready(self) -> Claimed | None:
-        if self._stopping or not self._ready:
-            self._slot_free.set()
-            return None
-        item = self._take_ready()
-        if item is None:
-            self._slot_free.set()
-            return None
-        if len(self._ready) < self._settings.send_batch_size:
-            self._slot_free.set()  # time to claim more
-        return item
-
-    async def _chain(self, item: Claimed | None) -> None:
-        """Send claimed messages one after another while there are any: one task per slot
-        rather than one per message, which keeps the event loop's overhead per message low."""
-        task = asyncio.current_task()
-        assert task is not None
-        while item is not None:
-            text = self._texts.get(item.mailing_id)
-            if text is not None:  # else its mailing was cancelled or deleted meanwhile
-                self._in_flight[task] = item
-                try:
-                    done = await self._send(item, text)
-                except asyncio.CancelledError:
-                    self._settle_cancelled(item)
-                    raise
-                except Exception as exc:  # a bug must not lose the message: retry it later
-                    log.exception("send of message_id=%s crashed", item.id)
-                    done = Done(
-                        item.id,
-                        item.mailing_id,
-                        MessageStatus.pending,
-                        item.attempts,
-                        False,
-                        next_attempt_at=self._clock()
-                        + timedelta(seconds=self._settings.retry_base_seconds),
-                        last_error=f"internal error: {exc!r}"[:500],
-                    )
-                self._in_flight[task] = None
-                self._store(done)
-            item = self._next_ready()
 
     def _chain_ended(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
         self._slot_free.set()
 
-    def _settle_cancelled(self, claimed: Claimed) -> None:
-        """A request stopped before its answer: its end_time passed, or its mailing went."""
-        if self._releasing:
-            return  # a graceful stop gives it back instead
-        mailing = self._mailings.get(claimed.mailing_id)
-        if mailing is not None and mailing.end_time <= self._clock():
-            self._store(self._expired(claimed, None))
-        # else: the mailing was cancelled or deleted; the API settled its messages.
-
-    def _store(self, done: Done) -> None:
-        self._buffer.append(done)
-        if len(self._buffer) >= self._settings.send_batch_size:
-            self._flush_now.set()
-
-    async def _flush(self) -> None:
-        """Write the buffered outcomes. Serialised, so that a caller that awaits it knows every
-        outcome stored before the call is committed (the writer may be half-way through one)."""
-        async with self._flush_lock:
-            if not self._buffer:
-                return
-            batch, self._buffer = self._buffer, []
-            now = self._clock()
-            size = self._settings.send_batch_size
-            for start in range(0, len(batch), size):
-                async with transaction(self._sessionmaker) as session:
-                    await queue.write_back(
-                        session, worker=self.worker, results=batch[start : start + size], now=now
-                    )
-            self.status.sent += sum(1 for d in batch if d.status is MessageStatus.sent)
-
-    async def _writer(self, stop: asyncio.Event) -> None:
-        """Store outcomes in batches, concurrently with claiming and sending."""
-        failures = 0
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_now.wait(), FLUSH_SECONDS)
-            self._flush_now.clear()
-            if stop.is_set() and self._writer_done:
-                return
-            try:
-                await self._flush()
-                failures = 0
-            except (OperationalError, DBAPIError, OSError) as exc:
-                failures += 1
-                self.status.engine_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                log.error("storing outcomes failed (%s); retrying", exc)
-                await asyncio.sleep(min(0.5 * failures, 5.0))
-
-    async def _idle_wait(self, stop: asyncio.Event) -> None:
-        """Nothing to do: sleep until the next message is due, a change, or the poll interval."""
-        wait = self._settings.engine_poll_seconds
-        if self._mailings:
-            async with transaction(self._sessionmaker) as session:
-                due = await queue.next_due(session, list(self._mailings))
-            if due is not None:
-                wait = min(wait, max(0.0, (due - self._clock()).total_seconds()))
-        budget_wait = self.breaker.seconds_until_probe()
-        if budget_wait:
-            wait = min(wait, budget_wait)
-        if self._auth_paused_until is not None:
-            wait = min(wait, max(0.01, self._auth_paused_until - time.monotonic()))
-        if wait <= 0:
-            return
-        await self._wait_any((self._wake, stop), wait)
-        if self._wake.is_set():
-            self._wake.clear()
-            await self._refresh(force=True)
-
-    @staticmethod
-    async def _wait_any(events: tuple[asyncio.Event, ...], seconds: float) -> None:
-        waiters = [asyncio.ensure_future(event.wait()) for event in events]
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+    # --- the loop -----------------------------------------------------------------------------
 
     async def step(self, stop: asyncio.Event) -> None:
         """One turn of the loop. Claims run in the background while sends go on, so the time a
@@ -502,26 +353,23 @@ class Sender:
         if self._claiming is not None and self._claiming.done():
             claiming, self._claiming = self._claiming, None
             claimed = claiming.result()  # a database error surfaces here
-            self._empty_claim_at = time.monotonic() if claimed == 0 else None
+            self._empty_claim_at = self._monotonic() if claimed == 0 else None
             self._start_ready()
-        batch = self._settings.send_batch_size
-        # Keep up to two batches claimed and ready beyond the requests in flight, so a claim's
-        # time in the database never leaves the provider idle.
-        room = self._settings.send_concurrency + 2 * batch - len(self._in_flight) - len(self._ready)
-        budget = self._budget()
+        room = self._hold - len(self._in_flight) - len(self._ready)
+        budget = self.gate.budget()
         if (
             self._claiming is None
             and budget != 0
             and self._mailings
             and room >= self._claim_threshold
-            and len(self._ready) < batch
+            and len(self._ready) < self._batch
             and not self._recently_empty()
         ):
-            limit = min(room, batch) if budget < 0 else 1
+            limit = min(room, self._batch) if budget < 0 else 1
             self._claiming = asyncio.create_task(self._claim(limit))
         if budget == 0 and self._ready and self._claiming is None:
-            await self._give_back_ready()
-        self._refresh_status()
+            self._give_back_ready()
+        self._loops.done("sender")
         if self._claiming is not None or self._in_flight or self._ready:
             self._busy = self._busy or bool(self._in_flight or self._ready)
             self._slot_free.clear()
@@ -543,19 +391,16 @@ class Sender:
                 # Work just ran out: store the last outcomes and let the scheduler look at once,
                 # so a mailing completes now rather than at its next poll.
                 self._busy = False
-                await self._flush()
+                await self.outbox.flush()
                 self._on_idle()
             await self._idle_wait(stop)
 
-    async def _give_back_ready(self) -> None:
+    def _give_back_ready(self) -> None:
         """The provider is paused: return claimed messages to the queue rather than hold their
         leases through a long pause (another worker may take them when it resumes)."""
-        items = list(self._ready)
-        self._ready.clear()
-        async with transaction(self._sessionmaker) as session:
-            await queue.release(
-                session, worker=self.worker, ids=[c.id for c in items], now=self._clock()
-            )
+        now = self._clock()
+        while self._ready:
+            self.outbox.put(decisions.give_back(self._ready.popleft(), at=now))
 
     def _recently_empty(self) -> bool:
         """Whether a claim just found nothing due. Then, with nothing under way, the loop goes
@@ -565,29 +410,72 @@ class Sender:
             return False
         if not (self._in_flight or self._ready):
             return True
-        return time.monotonic() - self._empty_claim_at < EMPTY_CLAIM_PAUSE
+        return self._monotonic() - self._empty_claim_at < EMPTY_CLAIM_PAUSE
+
+    async def _idle_wait(self, stop: asyncio.Event) -> None:
+        """Nothing to do: sleep until the next message is due, a change, or the poll interval."""
+        wait = self._settings.engine_poll_seconds
+        if self._mailings:
+            async with transaction(self._sessionmaker) as session:
+                due = await claims.next_due(session, list(self._mailings))
+            if due is not None:
+                wait = min(wait, max(0.0, (due - self._clock()).total_seconds()))
+        gate_wait = self.gate.seconds_until_admit()
+        if gate_wait:
+            wait = min(wait, max(0.01, gate_wait))
+        if wait <= 0:
+            return
+        await _wait_any((self._wake, stop), wait)
+        if self._wake.is_set():
+            self._wake.clear()
+            await self._refresh(force=True)
+
+    async def _renew_leases(self, stop: asyncio.Event) -> None:
+        """The heartbeat: renew the lease of every message this worker holds, every third of a
+        lease, so that no other worker takes one while it is still here."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._lease / 3)
+            if stop.is_set():
+                return
+            try:
+                if self._ready or self._in_flight or len(self.outbox):
+                    began, now = self._monotonic(), self._clock()
+                    async with self.outbox.lock, transaction(self._sessionmaker) as session:
+                        await claims.renew_leases(
+                            session,
+                            worker=self.worker,
+                            until=now + timedelta(seconds=self._lease),
+                        )
+                    self._renewed_until = began + self._lease
+            except Exception as exc:
+                backoff = self._loops.failed("leases", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                continue
+            self._loops.done("leases")
 
     async def run(self, stop: asyncio.Event) -> None:
-        writer = asyncio.create_task(self._writer(stop), name="writer")
-        failures = 0
+        self._stopping = self._releasing = False
+        writer = asyncio.create_task(self.outbox.run(), name="writer")
+        heartbeat = asyncio.create_task(self._renew_leases(stop), name="leases")
         try:
             while not stop.is_set():
                 try:
                     await self.step(stop)
-                    failures = 0
-                    self.status.engine_error = None
-                except (OperationalError, DBAPIError, OSError) as exc:
-                    failures += 1
-                    self.status.engine_error = (
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                    )
-                    log.error("sender step failed (%s); retrying", exc)
+                    for task in (writer, heartbeat):
+                        if task.done():  # never expected: each loop handles its own errors
+                            raise RuntimeError(f"the {task.get_name()} loop ended")
+                except Exception as exc:
+                    if self._claiming is not None and self._claiming.done():
+                        self._claiming = None  # its error is this one
+                    backoff = self._loops.failed("sender", exc)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), min(0.5 * failures, 10.0))
+                        await asyncio.wait_for(stop.wait(), backoff)
         finally:
-            await self._drain(writer)
+            await self._drain(writer, heartbeat)
 
-    async def _drain(self, writer: asyncio.Task[None]) -> None:
+    async def _drain(self, writer: asyncio.Task[None], heartbeat: asyncio.Task[None]) -> None:
         """Graceful stop: let requests in flight finish (bounded), store every outcome, and give
         back whatever could not finish, so nothing is lost."""
         if self._claiming is not None:
@@ -598,7 +486,7 @@ class Sender:
         leftover = list(self._ready)
         self._ready.clear()
         if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=self._settings.provider_timeout + 1)
+            await asyncio.wait(set(self._in_flight), timeout=self._timeout + 1)
         self._releasing = True
         leftover += [item for item in self._in_flight.values() if item is not None]
         tasks = list(self._in_flight)
@@ -606,19 +494,21 @@ class Sender:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
-        self._writer_done = True
-        self._flush_now.set()
-        with contextlib.suppress(Exception):
+        now = self._clock()
+        for item in leftover:
+            self.outbox.put(decisions.give_back(item, at=now))
+        heartbeat.cancel()
+        await self.outbox.close(within=DRAIN_WRITE_SECONDS)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer
-        try:
-            await self._flush()
-            if leftover:
-                async with transaction(self._sessionmaker) as session:
-                    await queue.release(
-                        session,
-                        worker=self.worker,
-                        ids=[c.id for c in leftover],
-                        now=self._clock(),
-                    )
-        except (OperationalError, DBAPIError, OSError) as exc:
-            log.error("could not store the last outcomes (%s); their leases will expire", exc)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await heartbeat
+
+
+async def _wait_any(events: tuple[asyncio.Event, ...], seconds: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notiflow.core.clock import Clock
 from notiflow.core.errors import Conflict, InvalidInput, NotFound
 from notiflow.db.session import on_commit
-from notiflow.delivery import queue
 from notiflow.delivery.notify import notify as engine_notify
+from notiflow.delivery.queue import scheduling
 from notiflow.mailings import repository
 from notiflow.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, SendWindow
 from notiflow.messages import repository as messages
@@ -128,7 +128,7 @@ async def update(
         await _wake_engine(session, notify)
     if status is MailingStatus.running and "send_window" in changed:
         # Messages waiting for the old window are looked at again under the new one.
-        await queue.reschedule_pending(session, mailing.id, now)
+        await scheduling.reschedule_pending(session, mailing.id, now)
     await session.flush()
     return mailing
 

@@ -1,8 +1,11 @@
-"""The delivery queue: all SQL of the engine. The messages table *is* the queue.
+"""The sender's SQL: running mailings, claims, write-backs and leases.
 
-Every function keeps the mailing counters in step, in the caller's transaction. Dialect-specific
-SQL (``FOR UPDATE SKIP LOCKED``, ``unnest`` on PostgreSQL) sits behind one check per function;
-SQLite has a single claimer, so it needs no row locks.
+A claim turns due ``pending`` messages into ``sending`` ones held by one worker until a lease
+expires; the worker renews the leases of what it still holds, writes outcomes back only for
+messages that are still its own, and gives back what it will not send. Every function keeps the
+mailing counters in step, in the caller's transaction. Dialect-specific SQL (``FOR UPDATE SKIP
+LOCKED``, ``unnest`` on PostgreSQL) sits behind one check per function; SQLite has a single
+claimer, so it needs no row locks.
 """
 
 from __future__ import annotations
@@ -10,30 +13,16 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    String,
-    Table,
-    and_,
-    bindparam,
-    func,
-    literal,
-    or_,
-    select,
-    text,
-    true,
-    update,
-)
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, and_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow import counters
 from notiflow.db.types import UTCDateTime
-from notiflow.models import Client, Mailing, MailingStats, MailingStatus, Message, MessageStatus
+from notiflow.delivery.records import ActiveMailing, Claimed, Done
+from notiflow.models import Client, Mailing, MailingStatus, Message, MessageStatus
 
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 CLIENTS: Table = Client.__table__  # type: ignore[assignment]
@@ -45,138 +34,7 @@ def _is_pg(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-@dataclass(frozen=True, slots=True)
-class ActiveMailing:
-    """What the sender needs to know of a running mailing."""
-
-    id: int
-    text: str
-    end_time: datetime
-    window_start: time | None
-    window_end: time | None
-
-
-@dataclass(slots=True)
-class Claimed:
-    id: int
-    mailing_id: int
-    client_id: int | None
-    attempts: int
-    phone: str | None
-    timezone: str | None
-
-
-@dataclass(slots=True)
-class Done:
-    """The new state of a claimed message, as the sender decided it."""
-
-    id: int
-    mailing_id: int
-    status: MessageStatus
-    attempts: int  # after this round
-    attempted: bool  # whether a request was made this round
-    next_attempt_at: datetime | None = None
-    sent_at: datetime | None = None
-    last_error: str | None = None  # None keeps the previous one
-    error_kind: str | None = None  # counted in the mailing's error breakdown when attempted
-
-
-# --- mailings ----------------------------------------------------------------------------------
-
-
-async def start_due(session: AsyncSession, now: datetime) -> list[int]:
-    """Scheduled mailings whose start time has come become running; return their ids."""
-    result = await session.execute(
-        update(Mailing)
-        .where(
-            Mailing.status == MailingStatus.scheduled.value,
-            Mailing.start_time <= now,
-            Mailing.end_time > now,
-        )
-        .values(status=MailingStatus.running.value, started_at=now, updated_at=now)
-        .returning(Mailing.id)
-        .execution_options(synchronize_session=False)
-    )
-    started = list(result.scalars())
-    # Scheduled mailings whose whole interval passed while no engine ran: nothing to send.
-    await session.execute(
-        update(Mailing)
-        .where(Mailing.status == MailingStatus.scheduled.value, Mailing.end_time <= now)
-        .values(
-            status=MailingStatus.completed.value,
-            materialized_at=now,
-            finished_at=now,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return started
-
-
-async def unmaterialised(session: AsyncSession) -> list[int]:
-    rows = await session.scalars(
-        select(Mailing.id)
-        .where(Mailing.status == MailingStatus.running.value, Mailing.materialized_at.is_(None))
-        .order_by(Mailing.id)
-    )
-    return list(rows)
-
-
-async def materialise(session: AsyncSession, mailing_id: int, now: datetime) -> int | None:
-    """Write the audience of a running mailing as pending messages, in one statement.
-
-    Idempotent: the unique (mailing, client) pair makes a repeat insert nothing. Returns the
-    number of messages written, or None when another worker holds or has done it.
-    """
-    query = select(Mailing).where(
-        Mailing.id == mailing_id,
-        Mailing.status == MailingStatus.running.value,
-        Mailing.materialized_at.is_(None),
-    )
-    if _is_pg(session):
-        query = query.with_for_update(skip_locked=True)
-    mailing = await session.scalar(query)
-    if mailing is None:
-        return None
-    audience = select(
-        literal(mailing.id),
-        Client.id,
-        literal(PENDING, String()),
-        literal(0),
-        literal(now, UTCDateTime()),
-        literal(now, UTCDateTime()),
-        literal(now, UTCDateTime()),
-    ).where(true())  # SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT (parser ambiguity)
-    if mailing.operator_codes:
-        audience = audience.where(Client.operator_code.in_(mailing.operator_codes))
-    if mailing.tags:
-        audience = audience.where(Client.tag.in_(mailing.tags))
-    dialect_insert = pg_insert if _is_pg(session) else sqlite_insert
-    statement = (
-        dialect_insert(Message)
-        .from_select(
-            [
-                "mailing_id",
-                "client_id",
-                "status",
-                "attempts",
-                "next_attempt_at",
-                "created_at",
-                "updated_at",
-            ],
-            audience,
-        )
-        .on_conflict_do_nothing(index_elements=["mailing_id", "client_id"])
-    )
-    result = await session.execute(statement)
-    written = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    delta = counters.CounterDelta()
-    if written:
-        delta.move(None, PENDING, written)
-    await counters.apply(session, mailing.id, delta)
-    mailing.materialized_at = now
-    await session.flush()
-    return written
+# --- running mailings ------------------------------------------------------------------------
 
 
 _ACTIVE_COLUMNS = (
@@ -188,7 +46,7 @@ _ACTIVE_COLUMNS = (
 )
 
 
-async def _active(session: AsyncSession, mailing_id: int) -> ActiveMailing | None:
+async def active_mailing(session: AsyncSession, mailing_id: int) -> ActiveMailing | None:
     row = (
         await session.execute(
             select(*_ACTIVE_COLUMNS).where(
@@ -201,101 +59,14 @@ async def _active(session: AsyncSession, mailing_id: int) -> ActiveMailing | Non
 
 async def active_mailings(session: AsyncSession) -> list[ActiveMailing]:
     rows = await session.execute(
-        select(Mailing.id, Mailing.text, Mailing.end_time, Mailing.window_start, Mailing.window_end)
+        select(*_ACTIVE_COLUMNS)
         .where(Mailing.status == MailingStatus.running.value, Mailing.materialized_at.is_not(None))
         .order_by(Mailing.id)
     )
     return [ActiveMailing(*row) for row in rows]
 
 
-async def expire_ended(session: AsyncSession, now: datetime) -> int:
-    """Pending messages of running mailings whose end_time has passed become expired."""
-    ended = list(
-        await session.scalars(
-            select(Mailing.id).where(
-                Mailing.status == MailingStatus.running.value, Mailing.end_time <= now
-            )
-        )
-    )
-    total = 0
-    for mailing_id in ended:
-        result = await session.execute(
-            update(Message)
-            .where(Message.mailing_id == mailing_id, Message.status == PENDING)
-            .values(
-                status=MessageStatus.expired.value,
-                next_attempt_at=None,
-                last_error=func.coalesce(Message.last_error, "end_time passed before sending"),
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        changed = int(result.rowcount or 0)  # type: ignore[attr-defined]
-        if changed:
-            delta = counters.CounterDelta()
-            delta.move(PENDING, MessageStatus.expired.value, changed)
-            await counters.apply(session, mailing_id, delta)
-            total += changed
-    return total
-
-
-async def complete_finished(session: AsyncSession, now: datetime) -> list[int]:
-    """Running mailings with every message final become completed; return their ids."""
-    done = list(
-        await session.scalars(
-            select(Mailing.id)
-            .join(MailingStats, MailingStats.mailing_id == Mailing.id)
-            .where(
-                Mailing.status == MailingStatus.running.value,
-                Mailing.materialized_at.is_not(None),
-                MailingStats.pending == 0,
-                MailingStats.sending == 0,
-            )
-        )
-    )
-    if done:
-        await session.execute(
-            update(Mailing)
-            .where(Mailing.id.in_(done), Mailing.status == MailingStatus.running.value)
-            .values(status=MailingStatus.completed.value, finished_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    return done
-
-
-async def next_start(session: AsyncSession) -> datetime | None:
-    return await session.scalar(
-        select(func.min(Mailing.start_time)).where(Mailing.status == MailingStatus.scheduled.value)
-    )
-
-
-async def next_end(session: AsyncSession) -> datetime | None:
-    return await session.scalar(
-        select(func.min(Mailing.end_time)).where(Mailing.status == MailingStatus.running.value)
-    )
-
-
-async def next_due(session: AsyncSession, mailing_ids: Sequence[int]) -> datetime | None:
-    """The earliest next_attempt_at of pending messages of these mailings (index per mailing)."""
-    earliest: datetime | None = None
-    for mailing_id in mailing_ids:
-        value = await session.scalar(
-            select(func.min(Message.next_attempt_at)).where(
-                Message.mailing_id == mailing_id, Message.status == PENDING
-            )
-        )
-        if value is not None and (earliest is None or value < earliest):
-            earliest = value
-    return earliest
-
-
-async def next_lease_expiry(session: AsyncSession) -> datetime | None:
-    return await session.scalar(
-        select(func.min(Message.lease_expires_at)).where(Message.status == SENDING)
-    )
-
-
-# --- messages ----------------------------------------------------------------------------------
+# --- claims and leases -----------------------------------------------------------------------
 
 
 def _claim_statement(*, skip_locked: bool) -> Any:
@@ -361,7 +132,7 @@ async def claim(
         return None, []
     # The mailing as it is now, read after the claim: an edit of its window or end_time that
     # committed before this claim is always seen by it.
-    mailing = await _active(session, mailing_id)
+    mailing = await active_mailing(session, mailing_id)
     client_ids = [row.client_id for row in rows if row.client_id is not None]
     contacts: dict[int, tuple[str, str]] = {}
     if client_ids:
@@ -545,7 +316,7 @@ async def _record_late_sends(
     return set(result.scalars())
 
 
-async def _back_to_pending(session: AsyncSession, condition: Any, *, now: datetime) -> int:
+async def back_to_pending(session: AsyncSession, condition: Any, *, now: datetime) -> int:
     result = await session.execute(
         update(Message)
         .where(Message.status == SENDING, condition)
@@ -569,29 +340,46 @@ async def _back_to_pending(session: AsyncSession, condition: Any, *, now: dateti
     return sum(per_mailing.values())
 
 
-async def reclaim_expired_leases(session: AsyncSession, now: datetime) -> int:
-    """Messages held by a worker that died go back to the queue."""
-    return await _back_to_pending(session, Message.lease_expires_at < now, now=now)
-
-
 async def release(session: AsyncSession, *, worker: str, ids: Sequence[int], now: datetime) -> int:
     """Give back claimed messages that were not sent (graceful stop)."""
     if not ids:
         return 0
-    return await _back_to_pending(
+    return await back_to_pending(
         session, and_(Message.claimed_by == worker, Message.id.in_(ids)), now=now
     )
 
 
-async def reschedule_pending(session: AsyncSession, mailing_id: int, now: datetime) -> None:
-    """Make a mailing's pending messages due now (after its send window changed)."""
-    await session.execute(
+async def renew_leases(session: AsyncSession, *, worker: str, until: datetime) -> int:
+    """Extend the lease of every message this worker still holds (its heartbeat)."""
+    result = await session.execute(
         update(Message)
-        .where(
-            Message.mailing_id == mailing_id,
-            Message.status == PENDING,
-            or_(Message.next_attempt_at > now, Message.next_attempt_at.is_(None)),
-        )
-        .values(next_attempt_at=now)
+        .where(Message.status == SENDING, Message.claimed_by == worker)
+        .values(lease_expires_at=until)
         .execution_options(synchronize_session=False)
     )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def reclaim_expired_leases(session: AsyncSession, now: datetime) -> int:
+    """Messages held by a worker that died go back to the queue."""
+    return await back_to_pending(session, Message.lease_expires_at < now, now=now)
+
+
+async def next_lease_expiry(session: AsyncSession) -> datetime | None:
+    return await session.scalar(
+        select(func.min(Message.lease_expires_at)).where(Message.status == SENDING)
+    )
+
+
+async def next_due(session: AsyncSession, mailing_ids: Sequence[int]) -> datetime | None:
+    """The earliest next_attempt_at of pending messages of these mailings (index per mailing)."""
+    earliest: datetime | None = None
+    for mailing_id in mailing_ids:
+        value = await session.scalar(
+            select(func.min(Message.next_attempt_at)).where(
+                Message.mailing_id == mailing_id, Message.status == PENDING
+            )
+        )
+        if value is not None and (earliest is None or value < earliest):
+            earliest = value
+    return earliest

@@ -1,0 +1,200 @@
+"""The scheduler's SQL: start mailings on time, write their audiences, expire what passed its
+end time, complete what is finished.
+
+Every function keeps the mailing counters in step, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String, func, literal, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notiflow import counters
+from notiflow.db.types import UTCDateTime
+from notiflow.models import Client, Mailing, MailingStats, MailingStatus, Message, MessageStatus
+
+PENDING = MessageStatus.pending.value
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def start_due(session: AsyncSession, now: datetime) -> list[int]:
+    """Scheduled mailings whose start time has come become running; return their ids."""
+    result = await session.execute(
+        update(Mailing)
+        .where(
+            Mailing.status == MailingStatus.scheduled.value,
+            Mailing.start_time <= now,
+            Mailing.end_time > now,
+        )
+        .values(status=MailingStatus.running.value, started_at=now, updated_at=now)
+        .returning(Mailing.id)
+        .execution_options(synchronize_session=False)
+    )
+    started = list(result.scalars())
+    # Scheduled mailings whose whole interval passed while no engine ran: nothing to send.
+    await session.execute(
+        update(Mailing)
+        .where(Mailing.status == MailingStatus.scheduled.value, Mailing.end_time <= now)
+        .values(
+            status=MailingStatus.completed.value,
+            materialized_at=now,
+            finished_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return started
+
+
+async def unmaterialised(session: AsyncSession) -> list[int]:
+    rows = await session.scalars(
+        select(Mailing.id)
+        .where(Mailing.status == MailingStatus.running.value, Mailing.materialized_at.is_(None))
+        .order_by(Mailing.id)
+    )
+    return list(rows)
+
+
+async def materialise(session: AsyncSession, mailing_id: int, now: datetime) -> int | None:
+    """Write the audience of a running mailing as pending messages, in one statement.
+
+    Idempotent: the unique (mailing, client) pair makes a repeat insert nothing. Returns the
+    number of messages written, or None when another worker holds or has done it.
+    """
+    query = select(Mailing).where(
+        Mailing.id == mailing_id,
+        Mailing.status == MailingStatus.running.value,
+        Mailing.materialized_at.is_(None),
+    )
+    if _is_pg(session):
+        query = query.with_for_update(skip_locked=True)
+    mailing = await session.scalar(query)
+    if mailing is None:
+        return None
+    audience = select(
+        literal(mailing.id),
+        Client.id,
+        literal(PENDING, String()),
+        literal(0),
+        literal(now, UTCDateTime()),
+        literal(now, UTCDateTime()),
+        literal(now, UTCDateTime()),
+    ).where(true())  # SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT (parser ambiguity)
+    if mailing.operator_codes:
+        audience = audience.where(Client.operator_code.in_(mailing.operator_codes))
+    if mailing.tags:
+        audience = audience.where(Client.tag.in_(mailing.tags))
+    dialect_insert = pg_insert if _is_pg(session) else sqlite_insert
+    statement = (
+        dialect_insert(Message)
+        .from_select(
+            [
+                "mailing_id",
+                "client_id",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+                "updated_at",
+            ],
+            audience,
+        )
+        .on_conflict_do_nothing(index_elements=["mailing_id", "client_id"])
+    )
+    result = await session.execute(statement)
+    written = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    delta = counters.CounterDelta()
+    if written:
+        delta.move(None, PENDING, written)
+    await counters.apply(session, mailing.id, delta)
+    mailing.materialized_at = now
+    await session.flush()
+    return written
+
+
+async def expire_ended(session: AsyncSession, now: datetime) -> int:
+    """Pending messages of running mailings whose end_time has passed become expired."""
+    ended = list(
+        await session.scalars(
+            select(Mailing.id).where(
+                Mailing.status == MailingStatus.running.value, Mailing.end_time <= now
+            )
+        )
+    )
+    total = 0
+    for mailing_id in ended:
+        result = await session.execute(
+            update(Message)
+            .where(Message.mailing_id == mailing_id, Message.status == PENDING)
+            .values(
+                status=MessageStatus.expired.value,
+                next_attempt_at=None,
+                last_error=func.coalesce(Message.last_error, "end_time passed before sending"),
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        changed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if changed:
+            delta = counters.CounterDelta()
+            delta.move(PENDING, MessageStatus.expired.value, changed)
+            await counters.apply(session, mailing_id, delta)
+            total += changed
+    return total
+
+
+async def complete_finished(session: AsyncSession, now: datetime) -> list[int]:
+    """Running mailings with every message final become completed; return their ids."""
+    done = list(
+        await session.scalars(
+            select(Mailing.id)
+            .join(MailingStats, MailingStats.mailing_id == Mailing.id)
+            .where(
+                Mailing.status == MailingStatus.running.value,
+                Mailing.materialized_at.is_not(None),
+                MailingStats.pending == 0,
+                MailingStats.sending == 0,
+            )
+        )
+    )
+    if done:
+        await session.execute(
+            update(Mailing)
+            .where(Mailing.id.in_(done), Mailing.status == MailingStatus.running.value)
+            .values(status=MailingStatus.completed.value, finished_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return done
+
+
+async def next_start(session: AsyncSession) -> datetime | None:
+    return await session.scalar(
+        select(func.min(Mailing.start_time)).where(Mailing.status == MailingStatus.scheduled.value)
+    )
+
+
+async def next_end(session: AsyncSession) -> datetime | None:
+    return await session.scalar(
+        select(func.min(Mailing.end_time)).where(Mailing.status == MailingStatus.running.value)
+    )
+
+
+async def reschedule_pending(session: AsyncSession, mailing_id: int, now: datetime) -> None:
+    """Make a mailing's pending messages due now (after its send window changed)."""
+    await session.execute(
+        update(Message)
+        .where(
+            Message.mailing_id == mailing_id,
+            Message.status == PENDING,
+            or_(Message.next_attempt_at > now, Message.next_attempt_at.is_(None)),
+        )
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,49 @@
+"""What the engine passes around in memory: a running mailing, a claimed message, an outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from notiflow.models import MessageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveMailing:
+    """What the sender needs to know of a running mailing."""
+
+    id: int
+    text: str
+    end_time: datetime
+    window_start: time | None
+    window_end: time | None
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A message this worker holds (status ``sending``, ``claimed_by`` this worker)."""
+
+    id: int
+    mailing_id: int
+    client_id: int | None
+    attempts: int
+    phone: str | None  # None: the client was deleted
+    timezone: str | None
+    # Monotonic time until which the lease taken by the claim is this worker's (renewals of
+    # every lease the worker holds extend it further; see Sender).
+    lease_deadline: float = 0.0
+
+
+@dataclass(slots=True)
+class Done:
+    """The new state of a claimed message, as the sender decided it."""
+
+    id: int
+    mailing_id: int
+    status: MessageStatus
+    attempts: int  # after this round
+    attempted: bool  # whether a request was made this round
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None  # None keeps the previous one
+    error_kind: str | None = None  # counted in the mailing's error breakdown when attempted
