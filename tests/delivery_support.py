@@ -60,24 +60,32 @@ class ThreadedSandbox:
         self.url = self._call(self.sandbox.start("127.0.0.1", 0))
 
     def _call(self, coroutine: Awaitable[Any]) -> Any:
+        """Run ``coroutine`` on the sandbox's loop and return once it has finished there."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(30)  # type: ignore[arg-type]
 
+    def _do(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Call ``function`` on the sandbox's thread and return once it has run."""
+
+        async def call() -> Any:
+            return function(*args)
+
+        return self._call(call())
+
     def configure(self, **changes: Any) -> None:
-        self._loop.call_soon_threadsafe(self.sandbox.config.update, changes)
-        time.sleep(0.01)
+        self._do(self.sandbox.config.update, changes)
 
     def reset(self) -> None:
-        self._loop.call_soon_threadsafe(self.sandbox.received.clear)
+        self._do(self.sandbox.received.clear)
         defaults = FaultConfig(token=SANDBOX_TOKEN)
         self.configure(**{k: getattr(defaults, k) for k in defaults.__dataclass_fields__})
 
     def outage(self, seconds: float) -> None:
-        self._loop.call_soon_threadsafe(self.sandbox.outage, seconds)
-        time.sleep(0.05)
+        """Refuse connections for ``seconds``, from the moment this returns."""
+        self._call(self.sandbox.begin_outage(seconds))
 
     @property
     def received(self) -> list[Received]:
-        return list(self.sandbox.received)
+        return self._do(list, self.sandbox.received)  # type: ignore[no-any-return]
 
     def accepted(self) -> list[int]:
         return [e.id for e in self.received if e.outcome == "ok" and e.id is not None]
@@ -100,3 +108,12 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)
+
+
+async def wait_until(predicate: Callable[[], bool], *, within: float = 10.0) -> None:
+    """``wait_for`` for a plain condition."""
+
+    async def check() -> bool:
+        return predicate()
+
+    await wait_for(check, within=within)

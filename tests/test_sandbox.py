@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from notiflow.sandbox.server import FaultConfig, Sandbox
+from tests.delivery_support import wait_until
 
 
 @pytest.fixture
@@ -95,6 +96,8 @@ async def test_hang_drop_and_throttle(sandbox: tuple[Sandbox, str]) -> None:
         assert response.status_code == 429
         assert response.headers["Retry-After"] == "3"
     assert [e.outcome for e in server.received] == ["hang", "drop", "throttle"]
+    # The client gave up on the hang and was cut off on the drop: neither got an answer.
+    assert [e.answered for e in server.received] == [False, False, True]
 
 
 async def test_latency(sandbox: tuple[Sandbox, str]) -> None:
@@ -103,6 +106,18 @@ async def test_latency(sandbox: tuple[Sandbox, str]) -> None:
     async with httpx.AsyncClient() as client:
         with pytest.raises(httpx.ReadTimeout):
             await client.post(f"{url}/1", json=_body(1), headers=AUTH, timeout=0.05)
+        response = await client.post(f"{url}/2", json=_body(2), headers=AUTH, timeout=2)
+        assert response.status_code == 200
+        # A wrong token is answered after the same delay, as a real provider would.
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(f"{url}/3", json=_body(3), timeout=0.05)
+    await wait_until(lambda: None not in [e.answered for e in server.received])
+    # Message 1 was taken but the client had given up: the answer never reached it.
+    assert [(e.id, e.outcome, e.answered) for e in server.received] == [
+        (1, "ok", False),
+        (2, "ok", True),
+        (None, "unauthorized", False),
+    ]
 
 
 async def test_outage_refuses_connections_then_recovers(sandbox: tuple[Sandbox, str]) -> None:
@@ -111,7 +126,6 @@ async def test_outage_refuses_connections_then_recovers(sandbox: tuple[Sandbox, 
     async with httpx.AsyncClient() as client:
         response = await client.post(f"{base}/_sandbox/outage", json={"seconds": 0.5})
         assert response.json() == {"outage_seconds": 0.5}
-        await asyncio.sleep(0.1)
         with pytest.raises(httpx.TransportError):  # a kept-alive connection is cut
             await client.post(f"{url}/1", json=_body(1), headers=AUTH)
         async with httpx.AsyncClient() as fresh:  # a new one is refused

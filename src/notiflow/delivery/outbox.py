@@ -121,8 +121,8 @@ class Outbox:
                 await self.flush()
             except Exception as exc:
                 backoff = self._loops.failed("writer", exc)
-                if not is_outage(exc):
-                    self._isolate()
+                if not is_outage(exc) and self._isolate():
+                    continue  # a smaller batch at once: the good part of it goes through
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closed.wait(), backoff)
                 continue
@@ -130,12 +130,13 @@ class Outbox:
             if self._chunk < self._batch:
                 self._chunk = min(self._batch, self._chunk * 2)
 
-    def _isolate(self) -> None:
-        """A write failed for a reason of its own: halve the batch until the bad outcome is
-        alone, then drop it (logged by id) rather than let it block every other one."""
+    def _isolate(self) -> bool:
+        """A write failed for a reason of its own: halve the batch (return True) until the bad
+        outcome is alone, then drop it (logged by id) rather than let it block every other one.
+        A failure that is not one outcome's own thus costs one outcome per back-off at most."""
         if self._chunk > 1:
             self._chunk = max(1, self._chunk // 2)
-            return
+            return True
         bad = self._items.pop(0)
         log.error(
             "could not store the outcome of message_id=%s mailing_id=%s (%s); dropped: its lease "
@@ -146,6 +147,7 @@ class Outbox:
         )
         if len(self._items) <= self._batch:
             self._room.set()
+        return False
 
     async def close(self, *, within: float) -> None:
         """Stop the writer and store what is left, trying for up to ``within`` seconds; log the

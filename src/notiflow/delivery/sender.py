@@ -464,7 +464,7 @@ class Sender:
                 try:
                     await self.step(stop)
                     for task in (writer, heartbeat):
-                        if task.done():  # never expected: each loop handles its own errors
+                        if task.done() and not stop.is_set():  # each handles its own errors
                             raise RuntimeError(f"the {task.get_name()} loop ended")
                 except Exception as exc:
                     if self._claiming is not None and self._claiming.done():
@@ -478,11 +478,11 @@ class Sender:
     async def _drain(self, writer: asyncio.Task[None], heartbeat: asyncio.Task[None]) -> None:
         """Graceful stop: let requests in flight finish (bounded), store every outcome, and give
         back whatever could not finish, so nothing is lost."""
+        self._stopping = True  # chains finish their current message and take no other
         if self._claiming is not None:
             with contextlib.suppress(Exception):
                 await self._claiming
             self._claiming = None
-        self._stopping = True  # chains finish their current message and take no other
         leftover = list(self._ready)
         self._ready.clear()
         if self._in_flight:

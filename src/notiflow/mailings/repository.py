@@ -16,7 +16,10 @@ async def get(
 ) -> Mailing | None:
     query = select(Mailing).where(Mailing.id == mailing_id)
     if for_update:
-        query = query.with_for_update()
+        # FOR NO KEY UPDATE: its id never changes, and the engine's writes of its counters,
+        # whose foreign keys take a key-share lock on it, must not wait for this lock while
+        # holding messages this transaction may want next.
+        query = query.with_for_update(key_share=True)
     return await session.scalar(query)
 
 

@@ -190,6 +190,8 @@ async def cancel(
 
 
 async def delete(session: AsyncSession, mailing_id: int, *, notify: Notify) -> None:
+    # Its messages first, in the order every writer of messages keeps (see db.locks).
+    await messages.lock_of_mailing(session, mailing_id, unsent=False)
     await get(session, mailing_id, for_update=True)
     await repository.remove(session, mailing_id)
     await _wake_engine(session, notify)

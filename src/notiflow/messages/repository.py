@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow import counters
+from notiflow.db.locks import lock_in_id_order
 from notiflow.models import Message, MessageStatus
 
 UNSENT = (MessageStatus.pending.value, MessageStatus.sending.value)
@@ -88,6 +89,15 @@ async def insert_many(
     await counters.apply(session, mailing_id, delta)
 
 
+async def lock_of_mailing(session: AsyncSession, mailing_id: int, *, unsent: bool) -> None:
+    """Lock a mailing's messages (only those not sent yet, with ``unsent``) before changing
+    them, in the order every writer of messages keeps (see ``db.locks``)."""
+    conditions = [Message.mailing_id == mailing_id]
+    if unsent:
+        conditions.append(Message.status.in_(UNSENT))
+    await lock_in_id_order(session, Message.id, *conditions)
+
+
 def _cancelled(reason: str, now: datetime) -> dict[str, object]:
     # claimed_by stays: a worker whose request was already on its way may still record that
     # the provider accepted the message (see delivery.queue.write_back).
@@ -103,6 +113,7 @@ async def cancel_unsent_of_mailing(
     session: AsyncSession, mailing_id: int, *, reason: str, now: datetime
 ) -> int:
     """Cancel every message of a mailing that is not final yet; return how many."""
+    await lock_of_mailing(session, mailing_id, unsent=True)
     delta = counters.CounterDelta()
     for old in UNSENT:
         result = await session.execute(
@@ -122,6 +133,7 @@ async def cancel_unsent_of_client(
     session: AsyncSession, client_id: int, *, reason: str, now: datetime
 ) -> int:
     """Cancel a client's messages that were not sent yet, across every mailing."""
+    await lock_in_id_order(session, Message.id, Message.client_id == client_id)
     deltas: dict[int, counters.CounterDelta] = defaultdict(counters.CounterDelta)
     for old in UNSENT:
         result = await session.execute(

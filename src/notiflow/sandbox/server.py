@@ -77,6 +77,10 @@ class Received:
     text: str | None
     at: float  # unix time when the request arrived
     outcome: str  # ok · error · garbage · hang · drop · reject · throttle · unauthorized · bad
+    # Whether the answer went out (True), or the client went away first (False): an ``ok`` that
+    # was not answered is a message the provider took while the client saw a timeout. None while
+    # the request is under way.
+    answered: bool | None = None
 
 
 class Sandbox:
@@ -126,9 +130,27 @@ class Sandbox:
                 request.transport.abort()
             raise asyncio.CancelledError
         config = self.config
+        delay = config.latency_ms + (
+            self._rng.uniform(-config.jitter_ms, config.jitter_ms) if config.jitter_ms else 0.0
+        )
         if config.token and request.headers.get("Authorization") != f"Bearer {config.token}":
-            self._log(Received(None, None, None, arrived, "unauthorized"))
-            return web.json_response({"code": 401, "message": "bad token"}, status=401)
+            entry = Received(None, None, None, arrived, "unauthorized")
+            fault = "unauthorized"
+        else:
+            entry, fault = await self._accept(request, arrived)
+        self._log(entry)
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay / 1000)
+            response = await self._answer(request, fault)
+        except asyncio.CancelledError:
+            entry.answered = False  # the client went away (or was cut off) before the answer
+            raise
+        entry.answered = True
+        return response
+
+    async def _accept(self, request: web.Request, arrived: float) -> tuple[Received, str]:
+        """Read a request with a good token: what it says, and what is to become of it."""
         try:
             body = await request.json(loads=json.loads)
             message_id, phone, text = body["id"], body["phone"], body["text"]
@@ -142,18 +164,17 @@ class Sandbox:
         except (ValueError, KeyError, TypeError):
             valid = False
         if not valid:
-            self._log(Received(None, None, None, arrived, "bad"))
-            return web.json_response({"code": 400, "message": "malformed request"}, status=400)
+            return Received(None, None, None, arrived, "bad"), "bad"
         fault = self._draw()
-        entry = Received(message_id, phone, text, arrived, fault)
-        self._log(entry)
-        delay = config.latency_ms + (
-            self._rng.uniform(-config.jitter_ms, config.jitter_ms) if config.jitter_ms else 0.0
-        )
-        if delay > 0:
-            await asyncio.sleep(delay / 1000)
+        return Received(message_id, phone, text, arrived, fault), fault
+
+    async def _answer(self, request: web.Request, fault: str) -> web.StreamResponse:
         if fault == "ok":
             return web.json_response({"code": 0, "message": "OK"})
+        if fault == "unauthorized":
+            return web.json_response({"code": 401, "message": "bad token"}, status=401)
+        if fault == "bad":
+            return web.json_response({"code": 400, "message": "malformed request"}, status=400)
         if fault == "error":
             status = self._rng.choice((500, 502, 503))
             return web.Response(status=status, text="provider is unwell")
@@ -161,7 +182,7 @@ class Sandbox:
             body_text = self._rng.choice(("OK", '{"code": 1, "message": "busy"}', "<html>", ""))
             return web.Response(status=200, text=body_text, content_type="application/json")
         if fault == "hang":
-            await asyncio.sleep(config.hang_seconds)
+            await asyncio.sleep(self.config.hang_seconds)
             return web.json_response({"code": 0, "message": "OK (too late)"})
         if fault == "drop":
             if request.transport is not None:
@@ -172,7 +193,7 @@ class Sandbox:
         return web.json_response(
             {"code": 429, "message": "slow down"},
             status=429,
-            headers={"Retry-After": str(int(config.retry_after_seconds))},
+            headers={"Retry-After": str(int(self.config.retry_after_seconds))},
         )
 
     async def _get_config(self, _request: web.Request) -> web.Response:
@@ -205,7 +226,7 @@ class Sandbox:
             seconds = float((await request.json())["seconds"])
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": 'send {"seconds": n}'}, status=400)
-        asyncio.get_running_loop().call_soon(self.outage, seconds)
+        await self.begin_outage(seconds)  # new connections are refused once this answers
         return web.json_response({"outage_seconds": seconds})
 
     # --- control ------------------------------------------------------------------------------
@@ -225,23 +246,26 @@ class Sandbox:
     def accepted_ids(self) -> list[int]:
         return [e.id for e in self.received if e.outcome == "ok" and e.id is not None]
 
-    def outage(self, seconds: float) -> None:
-        """Refuse connections for ``seconds``: the listening socket is closed, then reopened."""
+    async def begin_outage(self, seconds: float) -> None:
+        """Refuse connections for ``seconds``: the listening socket is closed (when this returns,
+        it is), then reopened."""
         if self._outage_task is not None and not self._outage_task.done():
-            self._outage_task.cancel()
-        self._outage_task = asyncio.ensure_future(self._run_outage(seconds))
-
-    async def _run_outage(self, seconds: float) -> None:
+            self._outage_task.cancel()  # the new outage replaces it
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._outage_task
         self._down = True
         if self._site is not None:
             await self._site.stop()
             self._site = None
         log.info("outage: refusing connections for %.1f s", seconds)
+        self._outage_task = asyncio.ensure_future(self._end_outage(seconds))
+
+    async def _end_outage(self, seconds: float) -> None:
         try:
             await asyncio.sleep(seconds)
         finally:
             self._down = False
-            if self._runner is not None:
+            if self._runner is not None and self._site is None:
                 await self._listen()
             log.info("outage over")
 

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, select, text, update
+from sqlalchemy import BigInteger, Table, any_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow import counters
+from notiflow.db.locks import lock_in_id_order
 from notiflow.db.types import UTCDateTime
 from notiflow.delivery.records import ActiveMailing, Claimed, Done
 from notiflow.models import Client, Mailing, MailingStatus, Message, MessageStatus
@@ -223,6 +225,10 @@ async def write_back(
     """
     if not results:
         return 0
+    # Every message of the batch, late-sent ones included, locked lowest id first.
+    if _is_pg(session):
+        ids = bindparam("ids", [r.id for r in results], type_=ARRAY(BigInteger))
+        await lock_in_id_order(session, Message.id, Message.id == any_(ids))
     if _is_pg(session):
         result = await session.execute(
             _PG_WRITE_BACK,
@@ -317,6 +323,7 @@ async def _record_late_sends(
 
 
 async def back_to_pending(session: AsyncSession, condition: Any, *, now: datetime) -> int:
+    await lock_in_id_order(session, Message.id, Message.status == SENDING, condition)
     result = await session.execute(
         update(Message)
         .where(Message.status == SENDING, condition)
@@ -340,20 +347,13 @@ async def back_to_pending(session: AsyncSession, condition: Any, *, now: datetim
     return sum(per_mailing.values())
 
 
-async def release(session: AsyncSession, *, worker: str, ids: Sequence[int], now: datetime) -> int:
-    """Give back claimed messages that were not sent (graceful stop)."""
-    if not ids:
-        return 0
-    return await back_to_pending(
-        session, and_(Message.claimed_by == worker, Message.id.in_(ids)), now=now
-    )
-
-
 async def renew_leases(session: AsyncSession, *, worker: str, until: datetime) -> int:
     """Extend the lease of every message this worker still holds (its heartbeat)."""
+    held = (Message.status == SENDING, Message.claimed_by == worker)
+    await lock_in_id_order(session, Message.id, *held)
     result = await session.execute(
         update(Message)
-        .where(Message.status == SENDING, Message.claimed_by == worker)
+        .where(*held)
         .values(lease_expires_at=until)
         .execution_options(synchronize_session=False)
     )
