@@ -11,9 +11,10 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from notiflow.app import create_app
 from notiflow.config import Settings
 from notiflow.db.base import Base
 from notiflow.db.migrate import upgrade
+from notiflow.delivery.engine import Engine
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 TOKEN = "test-token"
@@ -175,3 +177,32 @@ def provider(sandbox_server: object) -> object:
     """The sandbox provider, reset to a well-behaved state with an empty log."""
     sandbox_server.reset()  # type: ignore[attr-defined]
     return sandbox_server
+
+
+@pytest.fixture
+async def start_engine(
+    app: Any, settings: Settings, clock: Any, provider: Any
+) -> AsyncIterator[Callable[..., Awaitable[Engine]]]:
+    """Start delivery engines on the app's database, sending to the sandbox with the FAST
+    settings (and any override); they are stopped after the test."""
+    from tests.delivery_support import FAST, SANDBOX_TOKEN
+
+    engines: list[Engine] = []
+
+    async def start(token: str = SANDBOX_TOKEN, **overrides: Any) -> Engine:
+        engine = Engine(
+            settings=settings.model_copy(update={**FAST, **overrides}),
+            sessionmaker=app.state.sessionmaker,
+            provider_url=provider.url,
+            provider_token=token,
+            signal=app.state.engine_signal,
+            clock=clock,
+        )
+        await engine.start()
+        app.state.engine = engine
+        engines.append(engine)
+        return engine
+
+    yield start
+    for engine in engines:
+        await engine.stop()

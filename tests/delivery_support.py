@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -117,3 +120,36 @@ async def wait_until(predicate: Callable[[], bool], *, within: float = 10.0) -> 
         return predicate()
 
     await wait_for(check, within=within)
+
+
+_ATTEMPT = re.compile(
+    r"^send mailing_id=\d+ message_id=(\d+) client_id=\S+ verdict=(\w+) error=(.*)$"
+)
+ANSWER_LOST = {"timeout", "connection lost"}
+
+
+def assert_accepted_twice_only_when_the_answer_was_lost(
+    sandbox: ThreadedSandbox, engine_log: Sequence[logging.LogRecord]
+) -> None:
+    """Nothing is sent twice, except a request that the provider took but whose answer never
+    reached the engine (a timeout, a cut connection): the engine must then try again, and that
+    message may be accepted twice — no more often than answers to it were lost.
+
+    Both sides are checked: the engine's own record of each attempt (its DEBUG line per send),
+    and the sandbox's log, where every request it took without the answer getting out must be
+    one the engine saw as lost.
+    """
+    lost: Counter[int] = Counter()
+    for record in engine_log:
+        match = _ATTEMPT.match(record.getMessage())
+        if match and match.group(3) in ANSWER_LOST:
+            lost[int(match.group(1))] += 1
+    received = sandbox.received
+    accepted = Counter(e.id for e in received if e.outcome == "ok" and e.id is not None)
+    for message_id, times in accepted.items():
+        assert times - 1 <= lost[message_id], (message_id, times, lost[message_id])
+    unanswered = Counter(
+        e.id for e in received if e.outcome == "ok" and e.answered is False and e.id is not None
+    )
+    for message_id, times in unanswered.items():
+        assert times <= lost[message_id], (message_id, times, lost[message_id])

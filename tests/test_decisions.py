@@ -128,7 +128,8 @@ def test_after_send(
     assert done.attempted is (outcome.verdict is not Verdict.unauthorized)
     assert (done.next_attempt_at is not None) is retry
     if retry:
-        assert done.next_attempt_at is not None and NOW < done.next_attempt_at < END
+        assert done.next_attempt_at is not None
+        assert NOW < done.next_attempt_at < END
     assert (done.sent_at == NOW) is (status is MessageStatus.sent)
     if status is MessageStatus.failed and attempts == 2:
         assert (done.last_error or "").startswith("gave up after 3 attempts")
@@ -138,7 +139,8 @@ def test_after_send(
 
 def test_errors_fit_their_column() -> None:
     done = decisions.internal_error(_claimed(), RuntimeError("x" * 2000), retry_at=END)
-    assert done.last_error is not None and len(done.last_error) == decisions.LAST_ERROR_MAX
+    assert done.last_error is not None
+    assert len(done.last_error) == decisions.LAST_ERROR_MAX
     assert (done.status, done.attempted, done.next_attempt_at) == (
         MessageStatus.pending,
         False,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -16,7 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.delivery_support import FAST, SANDBOX_TOKEN, LiveClock, ThreadedSandbox, wait_for
+from tests.delivery_support import (
+    FAST,
+    SANDBOX_TOKEN,
+    LiveClock,
+    ThreadedSandbox,
+    wait_for,
+    wait_until,
+)
 from tests.test_delivery import completed, create_mailing, get_stats, import_clients, messages_of
 
 CONCURRENCY = 16
@@ -44,10 +50,11 @@ class Workers:
         self.tmp = tmp
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, **settings: object) -> subprocess.Popen[bytes]:
+        env = {**self.env, **{f"NOTIFLOW_{k.upper()}": str(v) for k, v in settings.items()}}
         with open(self.tmp / f"worker-{len(self.processes)}.log", "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "notiflow", "worker"], env=self.env, stdout=log, stderr=log
+                [sys.executable, "-m", "notiflow", "worker"], env=env, stdout=log, stderr=log
             )
         self.processes.append(process)
         return process
@@ -110,6 +117,34 @@ async def test_kill_9_then_restart_loses_nothing(
     assert duplicates <= CONCURRENCY + int(FAST["send_batch_size"])
 
 
+async def test_kill_9_at_full_speed_sends_twice_no_more_than_the_bound(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, workers: Workers
+) -> None:
+    """Killed a third of the way through a 12,000-message mailing, sending as fast as it can with
+    the default concurrency and batch size, then restarted: every message is sent, and no more
+    are sent twice than the README's bound, send_concurrency + send_batch_size — what was in
+    flight, and what had been sent but not yet written back."""
+    total, concurrency, batch = 12_000, 128, 500
+    await import_clients(api, total)
+    provider.configure(latency_ms=30)
+    defaults = {"send_concurrency": concurrency, "send_batch_size": batch}
+    first = workers.start(**defaults)
+    mailing = await create_mailing(api, clock)
+    await wait_until(lambda: len(provider.received) >= total // 3, within=60)
+    first.kill()
+    first.wait()
+    accepted_before = len(provider.accepted())
+    assert accepted_before < total
+    workers.start(**defaults)
+    await wait_for(lambda: completed(api, mailing["id"]), within=120)
+    accepted = Counter(provider.accepted())
+    assert len(accepted) == total
+    twice = sum(n - 1 for n in accepted.values())
+    assert twice <= concurrency + batch, twice
+    assert max(accepted.values()) <= 2
+    assert (await get_stats(api, mailing["id"]))["stats"]["sent"] == total
+
+
 async def test_sigterm_finishes_in_flight_work_and_loses_nothing(
     app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, workers: Workers
 ) -> None:
@@ -140,7 +175,10 @@ async def test_workers_share_the_queue_without_duplicates(
     provider.configure(latency_ms=5, error_rate=0.05)
     for _ in range(count):
         workers.start()
-    await asyncio.sleep(1.5)  # let every worker come up before the work appears
+    # Let every worker come up (listening for the NOTIFY of new work) before the work appears.
+    await wait_until(
+        lambda: all("listening for changes" in workers.log(i) for i in range(count)), within=30
+    )
     mailing = await create_mailing(api, clock)
     await wait_for(lambda: completed(api, mailing["id"]), within=90)
     accepted = provider.accepted()

@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notiflow import __version__
@@ -119,9 +118,18 @@ HEALTH_DB_TIMEOUT = 5.0  # the health check answers within this even if the data
 
 
 async def _database_health(request: Request) -> str:
+    engine: AsyncEngine = request.app.state.db_engine
+
     async def probe() -> None:
-        async with request.app.state.db_engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with engine.connect() as connection:
+            # Straight to the driver, outside any transaction: on SQLite every transaction
+            # takes the write lock first, and the check must not wait for another writer.
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            if engine.dialect.name == "sqlite":
+                await (await driver.execute("SELECT 1")).close()
+            else:
+                await driver.fetchval("SELECT 1")
 
     try:
         await asyncio.wait_for(probe(), HEALTH_DB_TIMEOUT)
@@ -231,7 +239,7 @@ def create_app(
         status, reason = "ok", None
         if database != "ok":
             status, reason = "failing", f"the database is unreachable ({database})"
-        elif request.app.state.run_engine and (delivery is None or engine.problems):
+        elif engine.problems or (request.app.state.run_engine and delivery is None):
             status = "failing"
             reason = "; ".join(engine.problems) or "the delivery engine has not started"
         elif engine.provider not in ("ok", "not_here"):

@@ -161,7 +161,9 @@ def api(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
 def worker() -> None:
     """Run the delivery engine alone: start mailings, send messages, retry, expire.
 
-    Any number of workers may share one PostgreSQL database; none sends a message twice.
+    Any number of workers may share one PostgreSQL database; they never share a message. A
+    message is sent twice only if the answer to its request was lost (a timeout, a broken
+    connection, a worker killed before it stored the answer): see the README's guarantees.
     SIGTERM or Ctrl-C stops it gracefully: requests in flight finish or are given back.
     """
     import signal

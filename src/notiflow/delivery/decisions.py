@@ -55,6 +55,19 @@ def internal_error(claimed: Claimed, exc: BaseException, *, retry_at: datetime) 
     return give_back(claimed, at=retry_at, reason=f"internal error: {exc!r}")
 
 
+def unpreparable(claimed: Claimed, exc: BaseException) -> Done:
+    """A message that cannot even be prepared (e.g. its client's time zone is unknown to this
+    system) would fail the same way at every try: it fails now, saying why."""
+    return Done(
+        claimed.id,
+        claimed.mailing_id,
+        MessageStatus.failed,
+        claimed.attempts,
+        attempted=False,
+        last_error=_error(f"cannot be sent: {exc}"),
+    )
+
+
 def before_send(claimed: Claimed, mailing: ActiveMailing, now: datetime) -> Done | None:
     """Settle a claimed message that must not be sent now; None if it should be sent."""
     if claimed.phone is None:

@@ -93,17 +93,21 @@ class Engine:
             self.settings.send_concurrency,
         )
         stop, loops = self._stop, self.loops
-        async with self.provider:
-            await asyncio.gather(
-                supervise("scheduler", lambda: self.scheduler.run(stop), stop=stop, loops=loops),
-                supervise("sender", lambda: self.sender.run(stop), stop=stop, loops=loops),
+        parts = [
+            supervise("scheduler", lambda: self.scheduler.run(stop), stop=stop, loops=loops),
+            supervise("sender", lambda: self.sender.run(stop), stop=stop, loops=loops),
+        ]
+        if not self.settings.is_sqlite:  # LISTEN/NOTIFY wakes workers across processes
+            parts.append(
                 supervise(
                     "listen",
                     lambda: listen(self.settings.database_url, self._woken, stop),
                     stop=stop,
                     loops=loops,
-                ),
+                )
             )
+        async with self.provider:
+            await asyncio.gather(*parts)
         log.info("engine stopped worker=%s sent=%s", self.worker, self.sender.sent)
 
     def _woken(self) -> None:

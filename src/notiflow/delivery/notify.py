@@ -38,6 +38,7 @@ async def listen(database_url: str, on_notify: Callable[[], None], stop: asyncio
         try:
             connection = await asyncpg.connect(dsn)
             await connection.add_listener(CHANNEL, lambda *_args: on_notify())
+            log.info("listening for changes (PostgreSQL channel %s)", CHANNEL)
             delay = 0.5
             on_notify()  # anything may have happened while not listening
             while not stop.is_set() and not connection.is_closed():

@@ -111,15 +111,16 @@ class Sender:
             self._hold = max(1, min(self._hold, int(settings.send_rate * usable)))
         # Claim in chunks: wait until a quarter of the slots (or a batch) is free.
         self._claim_threshold = max(
-            1, min(settings.send_batch_size, settings.send_concurrency // 4, self._hold)
+            1, min(settings.send_batch_size, settings.send_concurrency // 4, self._hold // 2)
         )
         self._mailings: dict[int, ActiveMailing] = {}
         self._texts: dict[int, bytes] = {}
         self._refreshed = float("-inf")
         self._rotation = 0
         # Send chains: each task sends claimed messages one after another; the value is the
-        # message it is sending now.
+        # message it is sending now (None between two, e.g. while the rate limit holds it).
         self._in_flight: dict[asyncio.Task[None], Claimed | None] = {}
+        self._holding = 0  # chains with a message in hand
         self._ready: deque[Claimed] = deque()
         self._claiming: asyncio.Task[int] | None = None
         self._empty_claim_at: float | None = None
@@ -200,15 +201,16 @@ class Sender:
         assert task is not None
         in_flight, outbox, limiter = self._in_flight, self.outbox, self._limiter
         while True:
-            if outbox.full:  # back-pressure: what waits unwritten stays bounded
-                await outbox.wait_room()
             if limiter is not None:
                 await limiter.acquire()
-            taken = self._next_ready()
+            while outbox.full:  # back-pressure: what waits unwritten stays bounded
+                await outbox.wait_room()
+            taken = self._next_ready()  # from here to the request, nothing waits
             if taken is None:
                 return
             claimed, ticket = taken
             in_flight[task] = claimed
+            self._holding += 1
             outcome: Outcome | None = None
             try:
                 done, outcome = await self._attempt(claimed)
@@ -221,6 +223,7 @@ class Sender:
             finally:
                 self.gate.settle(ticket, outcome)  # a probe always comes back
                 in_flight[task] = None
+                self._holding -= 1
             outbox.put(done)
 
     def _retry_later(self) -> datetime:
@@ -316,16 +319,18 @@ class Sender:
             try:
                 settled = decisions.before_send(item, mailing, now)
             except Exception as exc:  # e.g. a time zone the system no longer knows
-                log.exception("message_id=%s could not be prepared", item.id)
-                settled = decisions.internal_error(item, exc, retry_at=self._retry_later())
+                log.exception("message_id=%s cannot be sent; it fails", item.id)
+                settled = decisions.unpreparable(item, exc)
         if settled is None:
             self._ready.append(item)
         else:
             self.outbox.put(settled)
 
     def _start_ready(self) -> None:
-        """Start send chains for claimed messages while there are free slots."""
-        free = min(self._concurrency - len(self._in_flight), len(self._ready))
+        """Start send chains for claimed messages while there are free slots (chains between two
+        messages take the next ones first)."""
+        between = len(self._in_flight) - self._holding
+        free = min(self._concurrency - len(self._in_flight), len(self._ready) - between)
         if free <= 0:
             return
         budget = self.gate.budget()
@@ -355,7 +360,7 @@ class Sender:
             claimed = claiming.result()  # a database error surfaces here
             self._empty_claim_at = self._monotonic() if claimed == 0 else None
             self._start_ready()
-        room = self._hold - len(self._in_flight) - len(self._ready)
+        room = self._hold - self._holding - len(self._ready)
         budget = self.gate.budget()
         if (
             self._claiming is None
