@@ -124,7 +124,7 @@ class Sender:
         self._ready: deque[Claimed] = deque()
         self._claiming: asyncio.Task[int] | None = None
         self._empty_claim_at: float | None = None
-        self._slot_free = asyncio.Event()
+        self._wake_loop = asyncio.Event()  # something for the loop to do: start, claim
         self._stopping = False
         self._releasing = False
         self._busy = False
@@ -233,15 +233,17 @@ class Sender:
         """The next claimed message, if the provider's state lets one go out now."""
         ready = self._ready
         if self._stopping or not ready:
-            self._slot_free.set()
-            return None
+            return None  # the chain ends, which wakes the loop
         ticket = self.gate.admit()
         if ticket is None:
-            self._slot_free.set()
             return None
         claimed = ready.popleft()
-        if len(ready) < self._batch:
-            self._slot_free.set()  # time to claim more
+        if (  # time to claim more: wake the loop (only then, not for every message)
+            self._claiming is None
+            and self._empty_claim_at is None
+            and self._hold - self._holding - len(ready) > self._claim_threshold
+        ):
+            self._wake_loop.set()
         return claimed, ticket
 
     def _settle_cancelled(self, claimed: Claimed) -> None:
@@ -305,7 +307,7 @@ class Sender:
             for item in items:
                 item.lease_deadline = began + self._lease
                 self._sort(item, mailing, now)
-        self._slot_free.set()  # let the loop start what was claimed
+        self._wake_loop.set()  # let the loop start what was claimed
         return claimed_total
 
     def _sort(self, item: Claimed, mailing: ActiveMailing | None, now: datetime) -> None:
@@ -345,7 +347,7 @@ class Sender:
 
     def _chain_ended(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
-        self._slot_free.set()
+        self._wake_loop.set()
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -377,8 +379,8 @@ class Sender:
         self._loops.done("sender")
         if self._claiming is not None or self._in_flight or self._ready:
             self._busy = self._busy or bool(self._in_flight or self._ready)
-            self._slot_free.clear()
-            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._slot_free.wait())]
+            self._wake_loop.clear()
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake_loop.wait())]
             if self._claiming is not None:
                 waits.append(self._claiming)
             waits.append(asyncio.ensure_future(stop.wait()))

@@ -99,7 +99,15 @@ def _claim_statement(*, skip_locked: bool) -> Any:
     )
 
 
-_CLAIM_PG = _claim_statement(skip_locked=True)
+def _claim_with_contacts() -> Any:
+    """PostgreSQL: the claim and the phone and time zone of each client, in one statement."""
+    claimed = _claim_statement(skip_locked=True).cte("claimed")
+    return select(
+        claimed.c.id, claimed.c.client_id, claimed.c.attempts, CLIENTS.c.phone, CLIENTS.c.timezone
+    ).select_from(claimed.outerjoin(CLIENTS, CLIENTS.c.id == claimed.c.client_id))
+
+
+_CLAIM_PG = _claim_with_contacts()
 _CLAIM_SQLITE = _claim_statement(skip_locked=False)
 
 
@@ -117,10 +125,10 @@ async def claim(
     On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED``, so any number of workers
     claim disjoint sets without waiting for each other.
     """
-    statement = _CLAIM_PG if _is_pg(session) else _CLAIM_SQLITE
+    pg = _is_pg(session)
     connection = await session.connection()
     result = await connection.execute(
-        statement,
+        _CLAIM_PG if pg else _CLAIM_SQLITE,
         {
             "p_mailing": mailing_id,
             "p_now": now,
@@ -135,34 +143,30 @@ async def claim(
     # The mailing as it is now, read after the claim: an edit of its window or end_time that
     # committed before this claim is always seen by it.
     mailing = await active_mailing(session, mailing_id)
-    client_ids = [row.client_id for row in rows if row.client_id is not None]
-    contacts: dict[int, tuple[str, str]] = {}
-    if client_ids:
-        clients = CLIENTS
-        found = await connection.execute(
-            select(clients.c.id, clients.c.phone, clients.c.timezone).where(
-                clients.c.id.in_(client_ids)
-            )
-        )
-        contacts = {cid: (phone, zone) for cid, phone, zone in found}
+    if pg:
+        contacts = {row[1]: (row[3], row[4]) for row in rows if row[3] is not None}
+    else:
+        contacts = await _contacts(connection, [row[1] for row in rows if row[1] is not None])
     # The counters last: their row lock is held only until the commit that follows.
     delta = counters.CounterDelta()
     delta.move(PENDING, SENDING, len(rows))
     await counters.apply(session, mailing_id, delta)
     claimed: list[Claimed] = []
     for row in rows:
-        phone, zone = contacts.get(row.client_id, (None, None)) if row.client_id else (None, None)
-        claimed.append(
-            Claimed(
-                id=row.id,
-                mailing_id=mailing_id,
-                client_id=row.client_id,
-                attempts=row.attempts,
-                phone=phone,
-                timezone=zone,
-            )
-        )
+        phone, zone = contacts.get(row[1], (None, None))
+        claimed.append(Claimed(row[0], mailing_id, row[1], row[2], phone, zone))
     return mailing, claimed
+
+
+async def _contacts(connection: Any, client_ids: list[int]) -> dict[int, tuple[str, str]]:
+    if not client_ids:
+        return {}
+    found = await connection.execute(
+        select(CLIENTS.c.id, CLIENTS.c.phone, CLIENTS.c.timezone).where(
+            CLIENTS.c.id.in_(client_ids)
+        )
+    )
+    return {cid: (phone, zone) for cid, phone, zone in found}
 
 
 _PG_WRITE_BACK = text(
