@@ -50,9 +50,14 @@ class CounterDelta:
             self.last_sent_at = at
 
     def finished(self, at: datetime, *, sent: bool) -> None:
-        minute = at.replace(second=0, microsecond=0)
+        self.count_finished(
+            at.replace(second=0, microsecond=0), sent=int(sent), failed=int(not sent)
+        )
+
+    def count_finished(self, minute: datetime, *, sent: int, failed: int) -> None:
         bucket = self.timeline.setdefault(minute, [0, 0])
-        bucket[0 if sent else 1] += 1
+        bucket[0] += sent
+        bucket[1] += failed
 
     def error(self, kind: str, count: int = 1) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + count

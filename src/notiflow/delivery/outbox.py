@@ -95,6 +95,7 @@ class Outbox:
     async def _write(self, chunk: list[Done]) -> None:
         async with self._sessionmaker() as session:
             try:
+                await session.connection(execution_options=claims.pg_autocommit(session))
                 await claims.write_back(
                     session, worker=self._worker, results=chunk, now=self._clock()
                 )
