@@ -89,3 +89,19 @@ async def test_health_reports_a_broken_database() -> None:
     assert response.status_code == 503
     assert response.json()["status"] == "failing"
     assert response.json()["reason"].startswith("the database is unreachable")
+
+
+async def test_an_unreachable_database_is_a_503_not_a_500() -> None:
+    settings = Settings(
+        database_url="postgresql+asyncpg://postgres@127.0.0.1:1/nowhere",
+        api_tokens=["t"],
+        _env_file=None,
+    )
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/api/v1/clients", headers={"Authorization": "Bearer t"})
+    await app.state.db_engine.dispose()
+    assert response.status_code == 503
+    assert response.json()["detail"] == "the database is unavailable right now; try again shortly"
+    assert response.headers["Retry-After"] == "1"

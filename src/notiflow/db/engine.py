@@ -52,7 +52,9 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
     elif not settings.is_sqlite:
         kwargs["pool_size"] = settings.database_pool_size
         kwargs["max_overflow"] = settings.database_pool_size
-        kwargs["pool_pre_ping"] = True
+        # No ping before each use (a round trip every time, on the engine's hot path): a
+        # connection found broken invalidates the whole pool, the engine's loops retry, and an
+        # API request that meets it answers 503 (core.errors).
     engine = create_async_engine(settings.database_url, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from notiflow.db.session import one_statement
 from notiflow.delivery.health import Loops, describe, is_outage
 from notiflow.delivery.queue import claims
 from notiflow.delivery.records import Done
@@ -93,20 +94,16 @@ class Outbox:
                     self._room.set()
 
     async def _write(self, chunk: list[Done]) -> None:
-        async with self._sessionmaker() as session:
+        async with one_statement(self._sessionmaker) as session:
             try:
-                await session.connection(execution_options=claims.pg_autocommit(session))
                 await claims.write_back(
                     session, worker=self._worker, results=chunk, now=self._clock()
                 )
-                await session.commit()
             except BaseException as exc:
                 if is_outage(exc):
                     # The next try gets a new connection rather than this one back.
                     with contextlib.suppress(Exception):
                         await (await session.connection()).invalidate()
-                with contextlib.suppress(Exception):
-                    await session.rollback()
                 raise
 
     async def run(self) -> None:

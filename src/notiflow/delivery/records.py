@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time
 
 from notiflow.models import MessageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """When a running mailing may send: the fields that may change while it runs."""
+
+    end_time: datetime
+    window_start: time | None
+    window_end: time | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +26,14 @@ class ActiveMailing:
     end_time: datetime
     window_start: time | None
     window_end: time | None
+
+    def timed(self, timing: Timing) -> ActiveMailing:
+        return replace(
+            self,
+            end_time=timing.end_time,
+            window_start=timing.window_start,
+            window_end=timing.window_end,
+        )
 
 
 @dataclass(slots=True)

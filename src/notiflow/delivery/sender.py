@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notiflow.config import Settings
 from notiflow.core.clock import Clock
-from notiflow.db.session import transaction
+from notiflow.db.session import one_statement, transaction
 from notiflow.delivery import decisions
 from notiflow.delivery.breaker import CircuitBreaker
 from notiflow.delivery.gate import ProviderGate, Ticket
@@ -292,8 +292,8 @@ class Sender:
             want = min(share, limit - claimed_total)
             if want <= 0:
                 break
-            async with transaction(self._sessionmaker) as session:
-                mailing, items = await claims.claim(
+            async with one_statement(self._sessionmaker) as session:
+                timing, items = await claims.claim(
                     session,
                     mailing_id=mailing_id,
                     worker=self.worker,
@@ -302,8 +302,11 @@ class Sender:
                     limit=want,
                 )
             claimed_total += len(items)
-            if mailing is not None:
-                self._mailings[mailing_id] = mailing  # fresher than the last refresh
+            mailing = self._mailings.get(mailing_id)
+            if mailing is not None and timing is not None:
+                mailing = self._mailings[mailing_id] = mailing.timed(timing)  # the freshest
+            elif timing is None:
+                mailing = None
             for item in items:
                 item.lease_deadline = began + self._lease
                 self._sort(item, mailing, now)
@@ -380,10 +383,13 @@ class Sender:
         if self._claiming is not None or self._in_flight or self._ready:
             self._busy = self._busy or bool(self._in_flight or self._ready)
             self._wake_loop.clear()
-            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake_loop.wait())]
+            waits: list[asyncio.Future[Any]] = [
+                asyncio.ensure_future(self._wake_loop.wait()),
+                asyncio.ensure_future(self._wake.wait()),  # a change: look at it at once
+                asyncio.ensure_future(stop.wait()),
+            ]
             if self._claiming is not None:
                 waits.append(self._claiming)
-            waits.append(asyncio.ensure_future(stop.wait()))
             try:
                 await asyncio.wait(
                     waits, timeout=REFRESH_SECONDS, return_when=asyncio.FIRST_COMPLETED

@@ -20,9 +20,10 @@ from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow import counters
+from notiflow.core.clock import as_utc
 from notiflow.db.locks import lock_in_id_order
 from notiflow.db.types import UTCDateTime
-from notiflow.delivery.records import ActiveMailing, Claimed, Done
+from notiflow.delivery.records import ActiveMailing, Claimed, Done, Timing
 from notiflow.models import Client, Mailing, MailingStatus, Message, MessageStatus
 
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
@@ -70,44 +71,66 @@ async def active_mailings(session: AsyncSession) -> list[ActiveMailing]:
 # --- claims and leases -----------------------------------------------------------------------
 
 
-def _claim_statement(*, skip_locked: bool) -> Any:
+_PG_CLAIM = text(
+    """
+    WITH picked AS (
+        SELECT id FROM messages
+        WHERE mailing_id = :mailing AND status = 'pending' AND next_attempt_at <= :now
+        ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED
+    ),
+    claimed AS (
+        UPDATE messages AS m SET
+            status = 'sending', claimed_by = :worker, lease_expires_at = :lease, updated_at = :now
+        FROM picked WHERE m.id = picked.id
+        RETURNING m.id, m.client_id, m.attempts
+    ),
+    counted AS (
+        UPDATE mailing_stats AS s SET pending = s.pending - n.c, sending = s.sending + n.c
+        FROM (SELECT count(*) AS c FROM claimed) AS n
+        WHERE s.mailing_id = :mailing AND n.c > 0
+    )
+    SELECT c.id, c.client_id, c.attempts, cl.phone, cl.timezone,
+           mm.end_time, mm.window_start, mm.window_end
+    FROM claimed AS c
+    LEFT JOIN clients AS cl ON cl.id = c.client_id
+    LEFT JOIN (
+        SELECT end_time, window_start, window_end FROM mailings
+        WHERE id = :mailing AND status = 'running'
+    ) AS mm ON true
+    """
+).bindparams(
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("lease", type_=UTCDateTime()),
+)
+
+
+def _sqlite_claim_statement() -> Any:
     """Built once: the claim is the hottest statement, and Core on the table skips the ORM."""
     table = MESSAGES
     picked = (
         select(table.c.id)
         .where(
-            table.c.mailing_id == bindparam("p_mailing"),
+            table.c.mailing_id == bindparam("mailing"),
             table.c.status == PENDING,
-            table.c.next_attempt_at <= bindparam("p_now", type_=UTCDateTime()),
+            table.c.next_attempt_at <= bindparam("now", type_=UTCDateTime()),
         )
         .order_by(table.c.next_attempt_at)
-        .limit(bindparam("p_limit"))
+        .limit(bindparam("limit"))
     )
-    if skip_locked:
-        picked = picked.with_for_update(skip_locked=True)
     return (
         update(table)
         .where(table.c.id.in_(picked.scalar_subquery()))
         .values(
             status=SENDING,
-            claimed_by=bindparam("p_worker"),
-            lease_expires_at=bindparam("p_lease", type_=UTCDateTime()),
-            updated_at=bindparam("p_now", type_=UTCDateTime()),
+            claimed_by=bindparam("worker"),
+            lease_expires_at=bindparam("lease", type_=UTCDateTime()),
+            updated_at=bindparam("now", type_=UTCDateTime()),
         )
         .returning(table.c.id, table.c.client_id, table.c.attempts)
     )
 
 
-def _claim_with_contacts() -> Any:
-    """PostgreSQL: the claim and the phone and time zone of each client, in one statement."""
-    claimed = _claim_statement(skip_locked=True).cte("claimed")
-    return select(
-        claimed.c.id, claimed.c.client_id, claimed.c.attempts, CLIENTS.c.phone, CLIENTS.c.timezone
-    ).select_from(claimed.outerjoin(CLIENTS, CLIENTS.c.id == claimed.c.client_id))
-
-
-_CLAIM_PG = _claim_with_contacts()
-_CLAIM_SQLITE = _claim_statement(skip_locked=False)
+_SQLITE_CLAIM = _sqlite_claim_statement()
 
 
 async def claim(
@@ -118,43 +141,42 @@ async def claim(
     now: datetime,
     lease_until: datetime,
     limit: int,
-) -> tuple[ActiveMailing | None, list[Claimed]]:
-    """Take up to ``limit`` due pending messages of a mailing for this worker.
+) -> tuple[Timing | None, list[Claimed]]:
+    """Take up to ``limit`` due pending messages of a mailing for this worker; return them with
+    the mailing's timing as it is now (None if it no longer runs): an edit of its window or
+    end_time that committed before the claim is always seen by it.
 
-    On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED``, so any number of workers
-    claim disjoint sets without waiting for each other.
+    On PostgreSQL this is one statement (run it with ``db.session.one_statement``), and the rows
+    are picked with ``FOR UPDATE SKIP LOCKED``, so any number of workers claim disjoint sets
+    without waiting for each other.
     """
-    pg = _is_pg(session)
+    params = {"mailing": mailing_id, "now": now, "limit": limit, "worker": worker}
+    params["lease"] = lease_until
     connection = await session.connection()
-    result = await connection.execute(
-        _CLAIM_PG if pg else _CLAIM_SQLITE,
-        {
-            "p_mailing": mailing_id,
-            "p_now": now,
-            "p_limit": limit,
-            "p_worker": worker,
-            "p_lease": lease_until,
-        },
-    )
-    rows = result.all()
+    if _is_pg(session):
+        rows = (await connection.execute(_PG_CLAIM, params)).all()
+        if not rows:
+            return None, []
+        first = rows[0]
+        timing = Timing(as_utc(first[5]), first[6], first[7]) if first[5] is not None else None
+        return timing, [Claimed(row[0], mailing_id, row[1], row[2], row[3], row[4]) for row in rows]
+    rows = (await connection.execute(_SQLITE_CLAIM, params)).all()
     if not rows:
         return None, []
-    # The mailing as it is now, read after the claim: an edit of its window or end_time that
-    # committed before this claim is always seen by it.
     mailing = await active_mailing(session, mailing_id)
-    if pg:
-        contacts = {row[1]: (row[3], row[4]) for row in rows if row[3] is not None}
-    else:
-        contacts = await _contacts(connection, [row[1] for row in rows if row[1] is not None])
+    contacts = await _contacts(connection, [row[1] for row in rows if row[1] is not None])
     # The counters last: their row lock is held only until the commit that follows.
     delta = counters.CounterDelta()
     delta.move(PENDING, SENDING, len(rows))
     await counters.apply(session, mailing_id, delta)
-    claimed: list[Claimed] = []
+    claimed = []
     for row in rows:
         phone, zone = contacts.get(row[1], (None, None))
         claimed.append(Claimed(row[0], mailing_id, row[1], row[2], phone, zone))
-    return mailing, claimed
+    timing = None
+    if mailing is not None:
+        timing = Timing(mailing.end_time, mailing.window_start, mailing.window_end)
+    return timing, claimed
 
 
 async def _contacts(connection: Any, client_ids: list[int]) -> dict[int, tuple[str, str]]:
@@ -317,12 +339,6 @@ def _contribution(r: Done, now: datetime) -> _Contribution:
 
 def _minute(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
-
-
-def pg_autocommit(session: AsyncSession) -> dict[str, Any] | None:
-    """The connection options a write-back needs: on PostgreSQL it is one statement, atomic on
-    its own, so no transaction round trips; elsewhere a transaction."""
-    return {"isolation_level": "AUTOCOMMIT"} if _is_pg(session) else None
 
 
 async def write_back(
