@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark and print one table. Not a test: figures, not assertions.
 
 Set NOTIFLOW_BENCH_ONLY to a comma-separated subset of
-import, stats, send, rss, scale, materialise, start.
+import, stats, send, rss, scale, materialise, start, side.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import delivery, import_clients, stats
+from bench import delivery, import_clients, side_by_side, stats
 from bench.common import Row, print_table
 
 
@@ -46,6 +46,9 @@ def main() -> int:
         if not only or "start" in only:
             rows += delivery.start_latency(workdir)
             print("  done: start", file=sys.stderr)
+    if not only or "side" in only:
+        rows += side_by_side.run()
+        print("  done: side by side", file=sys.stderr)
     print_table(rows)
     return 0
 
