@@ -53,7 +53,8 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         kwargs["pool_size"] = settings.database_pool_size
         kwargs["max_overflow"] = settings.database_pool_size
         kwargs["pool_pre_ping"] = True
-    engine = create_async_engine(settings.database_url, **kwargs)
+    # Errors and logs show the SQL but never its parameters: they carry phones and texts.
+    engine = create_async_engine(settings.database_url, hide_parameters=True, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
