@@ -37,10 +37,22 @@ class Settings(BaseSettings):
     default_timezone: str = Field(
         default="UTC", description="Time zone given to clients created without one."
     )
+    request_max_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest request body any endpoint accepts (the import has its own limit, "
+            "NOTIFLOW_IMPORT_MAX_BYTES). A Content-Length over it is refused with 413 before "
+            "the body is read, whatever the token; a chunked body as soon as it grows past it."
+        ),
+    )
     import_max_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=1024,
-        description="Largest body accepted by POST /api/v1/clients/import.",
+        description=(
+            "Largest body accepted by POST /api/v1/clients/import; larger is refused with 413, "
+            "like NOTIFLOW_REQUEST_MAX_BYTES elsewhere."
+        ),
     )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
 
