@@ -55,6 +55,24 @@ def _settings() -> Settings:
     return settings
 
 
+def _database_settings() -> Settings:
+    """The settings of a command that uses the database, once it is known to answer.
+
+    A database that cannot be used (no server at that port, an unknown database, a wrong
+    password, an SQLite file in a directory that does not exist) stops the command with one
+    sentence naming NOTIFLOW_DATABASE_URL and exit code 2, instead of a traceback.
+    """
+    from notiflow.db.connection import DatabaseUnreachable, ensure_reachable
+
+    settings = _settings()
+    try:
+        asyncio.run(ensure_reachable(settings))
+    except DatabaseUnreachable as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+    return settings
+
+
 def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -125,7 +143,7 @@ def _run_api(host: str, port: int, *, engine: bool) -> None:
     from notiflow.app import create_app
     from notiflow.db.migrate import upgrade
 
-    settings = _settings()
+    settings = _database_settings()
     log.info("database: %s", _redacted(settings.database_url))
     upgrade(settings.database_url)
     _banner(settings, host, port, _ensure_token(settings), engine=engine)
@@ -173,7 +191,7 @@ def worker() -> None:
     from notiflow.delivery.engine import Engine
     from notiflow.sandbox.server import FaultConfig, Sandbox
 
-    settings = _settings()
+    settings = _database_settings()
     upgrade(settings.database_url)
 
     async def run() -> None:
@@ -287,7 +305,7 @@ def migrate(
     """Bring the database schema up to date (serve does this by itself)."""
     from notiflow.db.migrate import upgrade
 
-    settings = _settings()
+    settings = _database_settings()
     upgrade(settings.database_url, revision)
     typer.echo(f"database {_redacted(settings.database_url)} is at revision {revision}")
 
@@ -300,7 +318,7 @@ def token_create(
     from notiflow.auth import service
     from notiflow.db.migrate import upgrade
 
-    settings = _settings()
+    settings = _database_settings()
     upgrade(settings.database_url)
 
     async def work(session: AsyncSession) -> str:
@@ -321,7 +339,7 @@ def token_list() -> None:
             for t in await service.list_all(session)
         ]
 
-    rows = _in_session(_settings(), work)
+    rows = _in_session(_database_settings(), work)
     typer.echo("\n".join(["id\tname\tcreated_at", *rows]))
 
 
@@ -333,7 +351,7 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="Id from `token li
     async def work(session: AsyncSession) -> bool:
         return await service.revoke(session, token_id)
 
-    if not _in_session(_settings(), work):
+    if not _in_session(_database_settings(), work):
         typer.echo(f"no token with id {token_id}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"token {token_id} revoked")
