@@ -56,6 +56,32 @@ def test_migrate_and_tokens(tmp_path: Path) -> None:
     missing = _run("token", "revoke", "1", cwd=tmp_path, env=env)
     assert missing.returncode == 1
     assert "no token" in missing.stderr
+    for result in (created, listed, revoked, missing):
+        assert f"database: sqlite+aiosqlite:///{tmp_path}/cli.db" in result.stderr
+
+
+def test_token_commands_say_which_database_they_use(tmp_path: Path, postgres_url: str) -> None:
+    """On stderr, password hidden: stdout of `token create` stays the token alone."""
+    url = make_url(postgres_url)
+    if url.password is None:
+        url = url.set(password="hunter2")  # not asked for by a server that trusts local users
+    password = str(url.password)
+    env = {"NOTIFLOW_DATABASE_URL": url.render_as_string(hide_password=False)}
+    shown = f"database: {url.render_as_string(hide_password=True)}\n"
+    assert ":***@" in shown
+    created = _run("token", "create", "--name", "ci-database", cwd=tmp_path, env=env)
+    assert created.returncode == 0, created.stderr
+    assert re.fullmatch(r"nf_\S+\n", created.stdout), created.stdout
+    listed = _run("token", "list", cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    token_id = next(
+        line.split("\t")[0] for line in listed.stdout.splitlines() if "\tci-database\t" in line
+    )
+    revoked = _run("token", "revoke", token_id, cwd=tmp_path, env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    for result in (created, listed, revoked):
+        assert shown in result.stderr, result.stderr
+        assert password not in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,14 @@ def _database_settings() -> Settings:
     return settings
 
 
+def _token_settings() -> Settings:
+    """The settings of a `token` command, which says on stderr which database it uses (password
+    hidden): stdout stays the token alone, for scripts."""
+    settings = _database_settings()
+    typer.echo(f"database: {_redacted(settings.database_url)}", err=True)
+    return settings
+
+
 def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -318,7 +326,7 @@ def token_create(
     from notiflow.auth import service
     from notiflow.db.migrate import upgrade
 
-    settings = _database_settings()
+    settings = _token_settings()
     upgrade(settings.database_url)
 
     async def work(session: AsyncSession) -> str:
@@ -339,7 +347,7 @@ def token_list() -> None:
             for t in await service.list_all(session)
         ]
 
-    rows = _in_session(_database_settings(), work)
+    rows = _in_session(_token_settings(), work)
     typer.echo("\n".join(["id\tname\tcreated_at", *rows]))
 
 
@@ -351,7 +359,7 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="Id from `token li
     async def work(session: AsyncSession) -> bool:
         return await service.revoke(session, token_id)
 
-    if not _in_session(_database_settings(), work):
+    if not _in_session(_token_settings(), work):
         typer.echo(f"no token with id {token_id}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"token {token_id} revoked")
