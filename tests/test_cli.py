@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 NOTIFLOW = [sys.executable, "-m", "notiflow"]
 
@@ -55,6 +56,32 @@ def test_migrate_and_tokens(tmp_path: Path) -> None:
     missing = _run("token", "revoke", "1", cwd=tmp_path, env=env)
     assert missing.returncode == 1
     assert "no token" in missing.stderr
+    for result in (created, listed, revoked, missing):
+        assert f"database: sqlite+aiosqlite:///{tmp_path}/cli.db" in result.stderr
+
+
+def test_token_commands_say_which_database_they_use(tmp_path: Path, postgres_url: str) -> None:
+    """On stderr, password hidden: stdout of `token create` stays the token alone."""
+    url = make_url(postgres_url)
+    if url.password is None:
+        url = url.set(password="hunter2")  # not asked for by a server that trusts local users
+    password = str(url.password)
+    env = {"NOTIFLOW_DATABASE_URL": url.render_as_string(hide_password=False)}
+    shown = f"database: {url.render_as_string(hide_password=True)}\n"
+    assert ":***@" in shown
+    created = _run("token", "create", "--name", "ci-database", cwd=tmp_path, env=env)
+    assert created.returncode == 0, created.stderr
+    assert re.fullmatch(r"nf_\S+\n", created.stdout), created.stdout
+    listed = _run("token", "list", cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    token_id = next(
+        line.split("\t")[0] for line in listed.stdout.splitlines() if "\tci-database\t" in line
+    )
+    revoked = _run("token", "revoke", token_id, cwd=tmp_path, env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    for result in (created, listed, revoked):
+        assert shown in result.stderr, result.stderr
+        assert password not in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize(
@@ -71,6 +98,108 @@ def test_bad_setting_is_reported(tmp_path: Path, env: dict[str, str], named: str
     assert "Invalid configuration" in result.stderr
     assert named in result.stderr
     assert "Traceback" not in result.stderr
+
+
+DATABASE_COMMANDS = [
+    ["serve"],
+    ["api"],
+    ["worker"],
+    ["migrate"],
+    ["token", "create"],
+    ["token", "list"],
+    ["token", "revoke", "1"],
+]
+
+
+def _run_all(
+    commands: list[list[str]], *, cwd: Path, env: dict[str, str]
+) -> list[tuple[list[str], int, str]]:
+    """Run several `notiflow` commands at once; (command, exit code, stderr) of each."""
+    processes = [
+        (
+            command,
+            subprocess.Popen(
+                [*NOTIFLOW, *command],
+                cwd=cwd,
+                env={**os.environ, **env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for command in commands
+    ]
+    results = []
+    for command, process in processes:
+        try:
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        results.append((command, process.returncode, stderr))
+    return results
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql+psycopg2://postgres@127.0.0.1:5432/notiflow", "the driver 'psycopg2' is not"),
+        ("sqlite+pysqlite:///notiflow.db", "the driver 'pysqlite' is not"),
+        ("mysql://root@127.0.0.1:3306/notiflow", "mysql:// databases are not supported"),
+        ("foo://bar", "foo:// databases are not supported"),
+        ("notiflow.db", "not a database URL"),
+    ],
+)
+def test_unsupported_database_url_is_reported(tmp_path: Path, url: str, says: str) -> None:
+    for command, code, stderr in _run_all(
+        [["migrate"], ["token", "list"]],
+        cwd=tmp_path,
+        env={"NOTIFLOW_DATABASE_URL": url},
+    ):
+        assert code == 2, (command, stderr)
+        assert f"NOTIFLOW_DATABASE_URL: {says}" in stderr, (command, stderr)
+        assert "postgresql://user:password@host:5432/database" in stderr  # what to write instead
+        assert "Traceback" not in stderr, (command, stderr)
+
+
+@pytest.mark.parametrize("case", ["unknown database", "refused port", "missing directory"])
+def test_unreachable_database_is_reported(
+    tmp_path: Path, request: pytest.FixtureRequest, case: str
+) -> None:
+    """Every command that uses the database stops with one sentence instead of a traceback."""
+    if case == "unknown database":
+        url = make_url(request.getfixturevalue("postgres_url"))
+        url = url.set(drivername="postgresql", database="notiflow_no_such_database")
+        says = 'database "notiflow_no_such_database" does not exist; create it'
+        commands = DATABASE_COMMANDS
+    elif case == "refused port":
+        url = make_url(f"postgres://notiflow:hunter2@127.0.0.1:{_free_port()}/notiflow")
+        says = "nothing accepts connections at 127.0.0.1:"
+        commands = [["migrate"], ["token", "list"]]
+    else:
+        url = make_url(f"sqlite:///{tmp_path}/missing/notiflow.db")
+        says = f"the directory {tmp_path}/missing does not exist; create it"
+        commands = [["serve"], ["token", "create"]]
+    env = {"NOTIFLOW_DATABASE_URL": url.render_as_string(hide_password=False)}
+    for command, code, stderr in _run_all(commands, cwd=tmp_path, env=env):
+        assert code == 2, (command, stderr)
+        assert stderr.startswith("NOTIFLOW_DATABASE_URL: cannot use the database"), stderr
+        assert says in stderr, (command, stderr)
+        assert len(stderr.strip().splitlines()) == 1, (command, stderr)
+        assert "hunter2" not in stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_postgres_and_sqlite_urls_without_a_driver_mean_asyncpg_and_aiosqlite(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    pg = make_url(postgres_url).set(drivername="postgres").render_as_string(hide_password=False)
+    for url, shown in [
+        (pg, make_url(postgres_url).render_as_string(hide_password=True)),
+        (f"sqlite:///{tmp_path}/plain.db", f"sqlite+aiosqlite:///{tmp_path}/plain.db"),
+    ]:
+        result = _run("migrate", cwd=tmp_path, env={"NOTIFLOW_DATABASE_URL": url})
+        assert result.returncode == 0, result.stderr
+        assert f"database {shown} is at revision head" in result.stdout
 
 
 def _free_port() -> int:

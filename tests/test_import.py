@@ -131,14 +131,6 @@ async def test_import_rejects_whole_body(
     assert response.json()["detail"]
 
 
-async def test_import_size_limit(app: object, api: httpx.AsyncClient) -> None:
-    app.state.settings.import_max_bytes = 1024  # type: ignore[attr-defined]
-    body = "phone\n" + "".join(f"7900{i:07d}\n" for i in range(200))
-    response = await _import(api, body)
-    assert response.status_code == 413
-    assert "1024" in response.json()["detail"]
-
-
 async def test_import_many_rows(api: httpx.AsyncClient) -> None:
     body = "phone,operator_code,tag,timezone\n" + "".join(
         f"7900{i:07d},900,t{i % 10},Europe/Moscow\n" for i in range(12000)

@@ -155,6 +155,30 @@ async def test_control_endpoints(sandbox: tuple[Sandbox, str]) -> None:
         assert server.received == []
 
 
+async def test_control_endpoints_never_show_the_token(sandbox: tuple[Sandbox, str]) -> None:
+    _server, url = sandbox
+    base = url.removesuffix("/v1/send")
+    async with httpx.AsyncClient(base_url=base) as client:
+        shown = await client.get("/_sandbox/config")
+        assert shown.json()["token_set"] is True
+        assert "token" not in shown.json()
+        assert "secret" not in shown.text
+        changed = await client.put("/_sandbox/config", json={"token": "other-secret"})
+        assert changed.status_code == 200
+        assert changed.json()["token_set"] is True
+        assert "other-secret" not in changed.text
+        assert "token" not in (await client.get("/_sandbox/config")).json()
+        # The token set by PUT is the one required from then on.
+        refused = await client.post("/v1/send/1", json=_body(1), headers=AUTH)
+        assert refused.status_code == 401
+        accepted = await client.post(
+            "/v1/send/1", json=_body(1), headers={"Authorization": "Bearer other-secret"}
+        )
+        assert accepted.status_code == 200
+        cleared = await client.put("/_sandbox/config", json={"token": ""})
+        assert cleared.json()["token_set"] is False
+
+
 def test_command_line(tmp_path: Path) -> None:
     env = {**os.environ, "NOTIFLOW_LOG_LEVEL": "WARNING"}
     process = subprocess.Popen(

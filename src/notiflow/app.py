@@ -9,15 +9,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp
 
 from notiflow import __version__
 from notiflow.auth.dependencies import require_token
+from notiflow.clients.endpoints import import_router as clients_import_router
 from notiflow.clients.endpoints import router as clients_router
 from notiflow.config import Settings
+from notiflow.core.body_limit import TooLargeAsJson, too_large_handler
 from notiflow.core.clock import Clock, utcnow
 from notiflow.core.errors import install_error_handlers
 from notiflow.db.engine import create_engine, create_sessionmaker
@@ -42,6 +45,10 @@ wrong token is `401`.
 **Errors.** Every 4xx answer has the body `{"detail": "...", "errors": [{"field", "message",
 "type"}]}`: `404` unknown id, `409` conflict (duplicate phone, edit of a frozen field), `413` body
 too large, `415` wrong content type, `422` invalid input naming the field.
+
+**Body size.** A request body may be at most `NOTIFLOW_REQUEST_MAX_BYTES` (1 MiB by default); the
+import's, `NOTIFLOW_IMPORT_MAX_BYTES` (64 MiB). A larger one is refused with `413`, never read
+past the limit.
 
 **Time.** Timestamps are ISO 8601; input without an offset is UTC; output is UTC with `Z`.
 
@@ -167,6 +174,14 @@ async def _start_delivery(app: FastAPI, settings: Settings, clock: Clock) -> San
     return sandbox
 
 
+class _App(FastAPI):
+    """FastAPI with :class:`TooLargeAsJson` around its whole middleware stack, outside the body
+    limiter, whose own plain-text 413 (a Content-Length over the limit) it gives our error shape."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return TooLargeAsJson(super().build_middleware_stack())
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -192,12 +207,15 @@ def create_app(
             if own_engine:
                 await db_engine.dispose()
 
-    app = FastAPI(
+    app = _App(
         title="Notiflow",
         version=__version__,
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # Every body is limited while it is read, and a Content-Length over the limit is refused
+        # before a byte of it is, whatever the token (see notiflow.core.body_limit).
+        max_body_size=settings.request_max_bytes,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -208,9 +226,11 @@ def create_app(
     app.state.sandbox = None
     app.state.run_engine = run_engine
     install_error_handlers(app)
+    app.add_exception_handler(status.HTTP_413_CONTENT_TOO_LARGE, too_large_handler)
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
     api.include_router(clients_router)
+    api.include_router(clients_import_router, max_body_size=settings.import_max_bytes)
     api.include_router(mailings_router)
     api.include_router(messages_router)
     api.include_router(stats_router)

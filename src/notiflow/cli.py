@@ -55,6 +55,32 @@ def _settings() -> Settings:
     return settings
 
 
+def _database_settings() -> Settings:
+    """The settings of a command that uses the database, once it is known to answer.
+
+    A database that cannot be used (no server at that port, an unknown database, a wrong
+    password, an SQLite file in a directory that does not exist) stops the command with one
+    sentence naming NOTIFLOW_DATABASE_URL and exit code 2, instead of a traceback.
+    """
+    from notiflow.db.connection import DatabaseUnreachable, ensure_reachable
+
+    settings = _settings()
+    try:
+        asyncio.run(ensure_reachable(settings))
+    except DatabaseUnreachable as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+    return settings
+
+
+def _token_settings() -> Settings:
+    """The settings of a `token` command, which says on stderr which database it uses (password
+    hidden): stdout stays the token alone, for scripts."""
+    settings = _database_settings()
+    typer.echo(f"database: {_redacted(settings.database_url)}", err=True)
+    return settings
+
+
 def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -125,7 +151,7 @@ def _run_api(host: str, port: int, *, engine: bool) -> None:
     from notiflow.app import create_app
     from notiflow.db.migrate import upgrade
 
-    settings = _settings()
+    settings = _database_settings()
     log.info("database: %s", _redacted(settings.database_url))
     upgrade(settings.database_url)
     _banner(settings, host, port, _ensure_token(settings), engine=engine)
@@ -175,7 +201,7 @@ def worker() -> None:
     from notiflow.delivery.engine import Engine
     from notiflow.sandbox.server import FaultConfig, Sandbox
 
-    settings = _settings()
+    settings = _database_settings()
     upgrade(settings.database_url)
 
     async def run() -> None:
@@ -289,7 +315,7 @@ def migrate(
     """Bring the database schema up to date (serve does this by itself)."""
     from notiflow.db.migrate import upgrade
 
-    settings = _settings()
+    settings = _database_settings()
     upgrade(settings.database_url, revision)
     typer.echo(f"database {_redacted(settings.database_url)} is at revision {revision}")
 
@@ -302,7 +328,7 @@ def token_create(
     from notiflow.auth import service
     from notiflow.db.migrate import upgrade
 
-    settings = _settings()
+    settings = _token_settings()
     upgrade(settings.database_url)
 
     async def work(session: AsyncSession) -> str:
@@ -323,7 +349,7 @@ def token_list() -> None:
             for t in await service.list_all(session)
         ]
 
-    rows = _in_session(_settings(), work)
+    rows = _in_session(_token_settings(), work)
     typer.echo("\n".join(["id\tname\tcreated_at", *rows]))
 
 
@@ -335,7 +361,7 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="Id from `token li
     async def work(session: AsyncSession) -> bool:
         return await service.revoke(session, token_id)
 
-    if not _in_session(_settings(), work):
+    if not _in_session(_token_settings(), work):
         typer.echo(f"no token with id {token_id}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"token {token_id} revoked")

@@ -7,10 +7,25 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from notiflow.core.timezones import normalize_timezone
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./notiflow.db"
+_DATABASE_FORMS = (
+    "use postgresql://user:password@host:5432/database or sqlite:///path/to/notiflow.db"
+)
+# The scheme of every accepted database URL, and the one it means: Notiflow talks to PostgreSQL
+# through asyncpg and to SQLite through aiosqlite.
+_DATABASE_SCHEMES = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "postgres+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
 
 
 class Settings(BaseSettings):
@@ -25,7 +40,11 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
-        description="SQLAlchemy URL: an SQLite file (default) or postgresql+asyncpg://…",
+        description=(
+            "An SQLite file (sqlite:///path, the default) or PostgreSQL "
+            "(postgresql://user:password@host:5432/database); stored as the SQLAlchemy URL of "
+            "the driver Notiflow uses: sqlite+aiosqlite:// or postgresql+asyncpg://."
+        ),
     )
     database_pool_size: int = Field(
         default=10, ge=1, le=200, description="Connections kept open per process (PostgreSQL)."
@@ -37,10 +56,22 @@ class Settings(BaseSettings):
     default_timezone: str = Field(
         default="UTC", description="Time zone given to clients created without one."
     )
+    request_max_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest request body any endpoint accepts (the import has its own limit, "
+            "NOTIFLOW_IMPORT_MAX_BYTES). A Content-Length over it is refused with 413 before "
+            "the body is read, whatever the token; a chunked body as soon as it grows past it."
+        ),
+    )
     import_max_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=1024,
-        description="Largest body accepted by POST /api/v1/clients/import.",
+        description=(
+            "Largest body accepted by POST /api/v1/clients/import; larger is refused with 413, "
+            "like NOTIFLOW_REQUEST_MAX_BYTES elsewhere."
+        ),
     )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
 
@@ -118,6 +149,28 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [token.strip() for token in value.split(",") if token.strip()]
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_database_url(cls, value: str) -> str:
+        scheme, separator, rest = value.strip().partition("://")
+        normalized = _DATABASE_SCHEMES.get(scheme.lower())
+        if normalized is None:
+            backend, _, driver = scheme.lower().partition("+")
+            if not separator:
+                raise ValueError(f"not a database URL: {_DATABASE_FORMS}")
+            if backend in ("postgresql", "postgres", "sqlite"):
+                raise ValueError(
+                    f"the driver {driver!r} is not supported (Notiflow uses asyncpg for "
+                    f"PostgreSQL and aiosqlite for SQLite): {_DATABASE_FORMS}"
+                )
+            raise ValueError(f"{scheme}:// databases are not supported: {_DATABASE_FORMS}")
+        url = f"{normalized}://{rest}"
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError):  # e.g. a port that is not a number
+            raise ValueError(f"not a valid database URL: {_DATABASE_FORMS}") from None
+        return url
 
     @field_validator("default_timezone")
     @classmethod

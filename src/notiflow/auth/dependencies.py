@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from notiflow.auth import service
 from notiflow.core.errors import AppError
-from notiflow.db.session import transaction
+from notiflow.deps import SessionDep, SettingsDep
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -22,15 +22,17 @@ class Unauthorized(AppError):
 
 
 async def require_token(
-    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> None:
+    """Refuse the request unless it carries a valid bearer token.
+
+    The look-up runs in the request's own session (``SessionDep`` is resolved once per request),
+    so an authenticated request is one transaction, not two; a refusal rolls it back.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
-    settings = request.app.state.settings
-    async with transaction(request.app.state.sessionmaker) as session:
-        valid = await service.is_valid(
-            session, credentials.credentials, configured=settings.api_tokens
-        )
+    valid = await service.is_valid(session, credentials.credentials, configured=settings.api_tokens)
     if not valid:
         raise Unauthorized("invalid bearer token")

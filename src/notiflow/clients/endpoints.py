@@ -12,13 +12,15 @@ from notiflow.clients.schemas import (
     ClientReplace,
     ImportResult,
 )
-from notiflow.core.body import JsonBody, read_limited, require_media_type
+from notiflow.core.body import JsonBody, read_body, require_media_type
 from notiflow.core.errors import error_responses
 from notiflow.core.pagination import Page, PageDep
 from notiflow.core.types import BlankIsNone, OperatorCode, Phone, Tag
 from notiflow.deps import ClockDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/clients", tags=["clients"])
+# The import alone: create_app gives it its own body limit, NOTIFLOW_IMPORT_MAX_BYTES.
+import_router = APIRouter(prefix="/clients", tags=["clients"])
 
 ClientId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The client's id.")]
 
@@ -54,7 +56,7 @@ _IMPORT_BODY = {
     status_code=status.HTTP_201_CREATED,
     dependencies=[JsonBody],
     summary="Add a client",
-    responses=error_responses(401, 409, 415, 422),
+    responses=error_responses(401, 409, 413, 415, 422),
 )
 async def create_client(
     data: ClientCreate, session: SessionDep, settings: SettingsDep, clock: ClockDep
@@ -91,26 +93,6 @@ async def list_clients(
     )
 
 
-@router.post(
-    "/import",
-    summary="Import clients from CSV or JSON (upsert by phone)",
-    openapi_extra={"requestBody": _IMPORT_BODY},
-    responses=error_responses(401, 413, 415, 422),
-)
-async def import_clients(
-    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep
-) -> ImportResult:
-    kind = require_media_type(request, ("text/csv", "application/json"))
-    body = await read_limited(request, settings.import_max_bytes)
-    return await service.import_clients(
-        session,
-        body=body,
-        content_type=kind,
-        default_timezone=settings.default_timezone,
-        clock=clock,
-    )
-
-
 @router.get("/{client_id}", summary="Get a client", responses=error_responses(401, 404, 422))
 async def get_client(client_id: ClientId, session: SessionDep) -> ClientRead:
     return ClientRead.model_validate(await service.get(session, client_id))
@@ -120,7 +102,7 @@ async def get_client(client_id: ClientId, session: SessionDep) -> ClientRead:
     "/{client_id}",
     dependencies=[JsonBody],
     summary="Replace a client",
-    responses=error_responses(401, 404, 409, 415, 422),
+    responses=error_responses(401, 404, 409, 413, 415, 422),
 )
 async def replace_client(
     client_id: ClientId,
@@ -139,7 +121,7 @@ async def replace_client(
     "/{client_id}",
     dependencies=[JsonBody],
     summary="Change some fields of a client",
-    responses=error_responses(401, 404, 409, 415, 422),
+    responses=error_responses(401, 404, 409, 413, 415, 422),
 )
 async def patch_client(
     client_id: ClientId, data: ClientPatch, session: SessionDep, clock: ClockDep
@@ -157,3 +139,23 @@ async def patch_client(
 )
 async def delete_client(client_id: ClientId, session: SessionDep, clock: ClockDep) -> None:
     await service.delete(session, client_id, clock=clock)
+
+
+@import_router.post(
+    "/import",
+    summary="Import clients from CSV or JSON (upsert by phone)",
+    openapi_extra={"requestBody": _IMPORT_BODY},
+    responses=error_responses(401, 413, 415, 422),
+)
+async def import_clients(
+    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep
+) -> ImportResult:
+    kind = require_media_type(request, ("text/csv", "application/json"))
+    body = await read_body(request)
+    return await service.import_clients(
+        session,
+        body=body,
+        content_type=kind,
+        default_timezone=settings.default_timezone,
+        clock=clock,
+    )

@@ -1,4 +1,4 @@
-"""Reading raw request bodies with a size limit and a content-type check."""
+"""Reading raw request bodies, and content-type checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Collection
 
 from fastapi import Depends, Request
 
-from notiflow.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from notiflow.core.errors import InvalidInput, UnsupportedMediaType
 
 
 def media_type(request: Request) -> str:
@@ -36,18 +36,13 @@ def require_json(request: Request) -> None:
 JsonBody = Depends(require_json)
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+async def read_body(request: Request) -> bytes:
+    """The whole body, which must not be empty.
+
+    Its size limit is FastAPI's ``max_body_size``, enforced while it is read (see
+    ``notiflow.core.body_limit``).
+    """
+    body = await request.body()
     if not body:
         raise InvalidInput("the body is empty")
     return body

@@ -178,7 +178,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or wrong bearer token.",
         404: "No such id.",
         409: "Conflict with the current state.",
-        413: "Body too large.",
+        413: "Body over its size limit; the answer names the limit and the setting to raise.",
         415: "Unsupported content type.",
         422: "Invalid input; `errors` names each field and what is wrong.",
     }

@@ -55,7 +55,8 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         # No ping before each use (a round trip every time, on the engine's hot path): a
         # connection found broken invalidates the whole pool, the engine's loops retry, and an
         # API request that meets it answers 503 (core.errors).
-    engine = create_async_engine(settings.database_url, **kwargs)
+    # Errors and logs show the SQL but never its parameters: they carry phones and texts.
+    engine = create_async_engine(settings.database_url, hide_parameters=True, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)

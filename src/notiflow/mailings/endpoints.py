@@ -67,7 +67,7 @@ async def _read_one(session: AsyncSession, mailing: Mailing) -> MailingRead:
         "If start_time ≤ now < end_time, sending starts at once; a future start_time starts "
         "by itself at that time."
     ),
-    responses=error_responses(401, 415, 422),
+    responses=error_responses(401, 413, 415, 422),
 )
 async def create_mailing(
     data: MailingCreate, request: Request, session: SessionDep, clock: ClockDep
@@ -112,7 +112,7 @@ _EDIT_RULES = (
     dependencies=[JsonBody],
     summary="Replace a mailing",
     description=_EDIT_RULES,
-    responses=error_responses(401, 404, 409, 415, 422),
+    responses=error_responses(401, 404, 409, 413, 415, 422),
 )
 async def replace_mailing(
     mailing_id: MailingId,
@@ -136,7 +136,7 @@ async def replace_mailing(
     dependencies=[JsonBody],
     summary="Change some fields of a mailing",
     description=_EDIT_RULES,
-    responses=error_responses(401, 404, 409, 415, 422),
+    responses=error_responses(401, 404, 409, 413, 415, 422),
 )
 async def patch_mailing(
     mailing_id: MailingId,

@@ -6,7 +6,8 @@ the client's timeout, a dropped connection, a 4xx or a 429. An outage refuses co
 altogether. Everything it receives is logged; tests and benchmarks read the log.
 
 Control endpoints (no token): ``GET/PUT /_sandbox/config``, ``GET/DELETE /_sandbox/log``,
-``GET /_sandbox/stats``, ``POST /_sandbox/outage`` ``{"seconds": n}``.
+``GET /_sandbox/stats``, ``POST /_sandbox/outage`` ``{"seconds": n}``. ``PUT /_sandbox/config``
+may set the token, but the config is shown with ``"token_set": true|false`` instead of it.
 """
 
 from __future__ import annotations
@@ -196,8 +197,14 @@ class Sandbox:
             headers={"Retry-After": str(int(self.config.retry_after_seconds))},
         )
 
+    def _shown_config(self) -> dict[str, Any]:
+        """The config as the control endpoints show it: whether a token is set, never the token."""
+        shown = asdict(self.config)
+        shown["token_set"] = bool(shown.pop("token"))
+        return shown
+
     async def _get_config(self, _request: web.Request) -> web.Response:
-        return web.json_response(asdict(self.config))
+        return web.json_response(self._shown_config())
 
     async def _put_config(self, request: web.Request) -> web.Response:
         try:
@@ -207,7 +214,7 @@ class Sandbox:
             self.config.update(changes)
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response(asdict(self.config))
+        return web.json_response(self._shown_config())
 
     async def _get_log(self, request: web.Request) -> web.Response:
         since = float(request.query.get("since", "0") or 0)
