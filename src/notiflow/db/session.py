@@ -6,6 +6,7 @@ the delivery engine after a mailing was created.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -38,18 +39,49 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         await commit(session)
 
 
-@asynccontextmanager
-async def one_statement(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session for work that PostgreSQL does in one statement, which is atomic on its own:
-    autocommit, so no BEGIN and COMMIT round trips (the engine's hot path, where every round trip
-    waits for a turn of a busy event loop). Elsewhere, where the same work takes several
-    statements, a transaction."""
-    async with factory() as session:
+class Lane:
+    """A session kept open by one loop of the delivery engine for its units of work, one after
+    another: no session to open and close around each (under load every await, and closing a
+    session takes one, waits for a turn of a busy event loop).
+
+    On PostgreSQL each unit is one statement, atomic on its own, run in autocommit: no BEGIN and
+    COMMIT round trips either. Elsewhere (SQLite, where the same work takes several statements)
+    each unit is a transaction. A unit that fails is rolled back; after a database outage the
+    connection is dropped and the next unit gets a new one.
+    """
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self._factory = factory
+        self._session: AsyncSession | None = None
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[AsyncSession]:
+        session = self._session
+        if session is None:
+            session = self._session = self._factory()
         if session.get_bind().dialect.name == "postgresql":
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         try:
             yield session
-        except BaseException:
-            await session.rollback()
+        except BaseException as exc:
+            await self._discard(session, exc)
             raise
         await session.commit()
+
+    async def _discard(self, session: AsyncSession, exc: BaseException) -> None:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        self._session = None
+        with contextlib.suppress(Exception):
+            if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+                await (await session.connection()).invalidate()
+        with contextlib.suppress(Exception):
+            await session.rollback()
+        with contextlib.suppress(Exception):
+            await session.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            with contextlib.suppress(Exception):
+                await session.close()

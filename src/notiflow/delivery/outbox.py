@@ -21,7 +21,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notiflow.db.session import one_statement
+from notiflow.db.session import Lane
 from notiflow.delivery.health import Loops, describe, is_outage
 from notiflow.delivery.queue import claims
 from notiflow.delivery.records import Done
@@ -43,7 +43,7 @@ class Outbox:
         loops: Loops,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._sessionmaker = sessionmaker
+        self._lane = Lane(sessionmaker)
         self._worker = worker
         self._clock = clock
         self._batch = batch_size
@@ -94,17 +94,8 @@ class Outbox:
                     self._room.set()
 
     async def _write(self, chunk: list[Done]) -> None:
-        async with one_statement(self._sessionmaker) as session:
-            try:
-                await claims.write_back(
-                    session, worker=self._worker, results=chunk, now=self._clock()
-                )
-            except BaseException as exc:
-                if is_outage(exc):
-                    # The next try gets a new connection rather than this one back.
-                    with contextlib.suppress(Exception):
-                        await (await session.connection()).invalidate()
-                raise
+        async with self._lane.unit() as session:
+            await claims.write_back(session, worker=self._worker, results=chunk, now=self._clock())
 
     async def run(self) -> None:
         """The writer: store outcomes in batches, concurrently with claiming and sending, until
@@ -175,3 +166,5 @@ class Outbox:
                 ",".join(str(done.id) for done in self._items),
             )
             self._items.clear()
+        async with self.lock:  # the writer may be half-way through a write
+            await self._lane.close()

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notiflow.config import Settings
 from notiflow.core.clock import Clock
-from notiflow.db.session import one_statement, transaction
+from notiflow.db.session import Lane, transaction
 from notiflow.delivery import decisions
 from notiflow.delivery.breaker import CircuitBreaker
 from notiflow.delivery.gate import ProviderGate, Ticket
@@ -93,6 +93,7 @@ class Sender:
             loops=loops,
             monotonic=monotonic,
         )
+        self._claims = Lane(sessionmaker)  # the claims run one after another on it
         self._limiter = RateLimiter(settings.send_rate) if settings.send_rate > 0 else None
         self._concurrency = settings.send_concurrency
         self._batch = settings.send_batch_size
@@ -292,7 +293,7 @@ class Sender:
             want = min(share, limit - claimed_total)
             if want <= 0:
                 break
-            async with one_statement(self._sessionmaker) as session:
+            async with self._claims.unit() as session:
                 timing, items = await claims.claim(
                     session,
                     mailing_id=mailing_id,
@@ -511,6 +512,7 @@ class Sender:
         for item in leftover:
             self.outbox.put(decisions.give_back(item, at=now))
         heartbeat.cancel()
+        await self._claims.close()
         await self.outbox.close(within=DRAIN_WRITE_SECONDS)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer

@@ -146,7 +146,7 @@ async def claim(
     the mailing's timing as it is now (None if it no longer runs): an edit of its window or
     end_time that committed before the claim is always seen by it.
 
-    On PostgreSQL this is one statement (run it with ``db.session.one_statement``), and the rows
+    On PostgreSQL this is one statement (run it in a ``db.session.Lane``), and the rows
     are picked with ``FOR UPDATE SKIP LOCKED``, so any number of workers claim disjoint sets
     without waiting for each other.
     """
