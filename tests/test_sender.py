@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -61,9 +61,7 @@ class FakeProvider:
     def release(self) -> None:
         self._gate.set()
 
-    async def send(
-        self, message_id: int, phone: str, text: bytes, *, seconds: float, now: datetime
-    ) -> Outcome:
+    async def send(self, message_id: int, phone: str, text: bytes, *, seconds: float) -> Outcome:
         self.requests.append(message_id)
         await self._gate.wait()
         return self.answer(message_id)
@@ -220,9 +218,10 @@ async def test_a_probe_that_is_never_sent_comes_back(harness: Harness, path: str
         sender._texts.pop(mailing_id)
     elif path == "end_time passed":
         mailing = sender._mailings[mailing_id]
-        sender._mailings[mailing_id] = type(mailing)(
+        ended = type(mailing)(
             mailing.id, mailing.text, h.clock.now, mailing.window_start, mailing.window_end
         )
+        sender._know({**sender._mailings, mailing_id: ended})
     elif path == "lease lost":
         h.time.now += 3600
     else:
@@ -270,7 +269,7 @@ async def test_renewed_leases_keep_messages_this_workers(harness: Harness) -> No
     assert await sender._claim(3) == 3
     h.time.now += 2.5  # no longer surely this worker's…
     h.clock.advance(seconds=2.5)
-    assert not sender._holds_lease(sender._ready[0], 1)
+    assert not sender._holds_lease(sender._ready[0], 1, h.time.now)
     renewal = asyncio.create_task(sender._renew_leases(h.stop))
     await wait_until(lambda: sender._renewed_until > h.time.now)
     h.stop.set()

@@ -13,7 +13,7 @@ import asyncio
 import json
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
@@ -43,7 +43,7 @@ class Outcome:
 SENT = Outcome(Verdict.sent)
 
 
-def _retry_after(value: str | None, now: datetime) -> float | None:
+def _retry_after(value: str | None, now: datetime | None) -> float | None:
     if not value:
         return None
     value = value.strip()
@@ -55,13 +55,21 @@ def _retry_after(value: str | None, now: datetime) -> float | None:
         return None
     if when.tzinfo is None:
         return None
-    return max(0.0, (when - now).total_seconds())
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# The usual good answers, known without parsing them (the parse costs more than the rest of
+# the decision); any other body is parsed.
+_OK_BODIES = frozenset({b'{"code":0,"message":"OK"}', b'{"code": 0, "message": "OK"}'})
 
 
 def classify_response(
-    status: int, body: bytes, *, retry_after: str | None = None, now: datetime
+    status: int, body: bytes, *, retry_after: str | None = None, now: datetime | None = None
 ) -> Outcome:
+    """``now`` reads a ``Retry-After`` date (the current time when None)."""
     if status == 200:
+        if body in _OK_BODIES:
+            return SENT
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):

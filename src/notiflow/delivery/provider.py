@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Protocol
 
 import aiohttp
@@ -18,7 +17,7 @@ class Provider(Protocol):
     """What the sender needs of a provider: one attempt, whose outcome is never an exception."""
 
     async def send(
-        self, message_id: int, phone: str, text: bytes, *, seconds: float, now: datetime
+        self, message_id: int, phone: str, text: bytes, *, seconds: float
     ) -> Outcome: ...
 
 
@@ -33,6 +32,7 @@ class ProviderClient:
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
         self._url = URL(self.base_url)
+        self._path = self._url.raw_path.rstrip("/")
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def __aenter__(self) -> ProviderClient:
@@ -59,9 +59,7 @@ class ProviderClient:
         """The JSON form of a mailing's text, made once per mailing rather than per message."""
         return json.dumps(text, ensure_ascii=False).encode()
 
-    async def send(
-        self, message_id: int, phone: str, text: bytes, *, seconds: float, now: datetime
-    ) -> Outcome:
+    async def send(self, message_id: int, phone: str, text: bytes, *, seconds: float) -> Outcome:
         """One attempt of at most ``seconds``; never raises for what the provider does.
 
         ``text`` is the JSON-encoded text (``encode_text``); ``phone`` holds only digits.
@@ -75,14 +73,15 @@ class ProviderClient:
                 self._timeouts[seconds] = timeout
         try:
             async with self._session.post(
-                self._url / str(message_id), data=body, timeout=timeout
+                self._url.with_path(f"{self._path}/{message_id}", encoded=True),
+                data=body,
+                timeout=timeout,
             ) as response:
                 payload = await response.content.read(MAX_BODY)
                 return classify_response(
                     response.status,
                     payload,
                     retry_after=response.headers.get("Retry-After"),
-                    now=now,
                 )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return classify_exception(exc)

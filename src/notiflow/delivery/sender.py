@@ -103,10 +103,11 @@ class Sender:
         self._lease = settings.send_lease_seconds
         self._lease_margin = min(1.0, 0.1 * self._lease)
         self._renewed_until = 0.0  # monotonic: every lease held when a renewal began lasts this
-        # How many messages to hold (claimed, not yet sent): two batches beyond the requests in
-        # flight keep the provider busy while a claim is in the database; with a rate limit, no
-        # more than can be sent within a lease.
-        self._hold = settings.send_concurrency + 2 * settings.send_batch_size
+        # How many messages to hold (claimed, not yet sent): batches beyond the requests in
+        # flight keep the provider busy while a claim is in the database, even when a busy
+        # event loop makes a claim slow; with a rate limit, no more than can be sent within a
+        # lease.
+        self._hold = settings.send_concurrency + 4 * settings.send_batch_size
         if settings.send_rate > 0:
             usable = self._lease - self._timeout - self._lease_margin
             self._hold = max(1, min(self._hold, int(settings.send_rate * usable)))
@@ -115,6 +116,7 @@ class Sender:
             1, min(settings.send_batch_size, settings.send_concurrency // 4, self._hold // 2)
         )
         self._mailings: dict[int, ActiveMailing] = {}
+        self._ends: dict[int, float] = {}  # monotonic
         self._texts: dict[int, bytes] = {}
         self._refreshed = float("-inf")
         self._rotation = 0
@@ -145,45 +147,46 @@ class Sender:
 
     # --- one message --------------------------------------------------------------------------
 
-    def _holds_lease(self, claimed: Claimed, seconds: float) -> bool:
-        """Whether this worker surely holds ``claimed``'s lease for ``seconds`` more."""
+    def _holds_lease(self, claimed: Claimed, seconds: float, now: float) -> bool:
+        """Whether this worker surely holds ``claimed``'s lease for ``seconds`` after ``now``
+        (monotonic)."""
         deadline = max(claimed.lease_deadline, self._renewed_until)
-        return self._monotonic() + seconds + self._lease_margin < deadline
+        return now + seconds + self._lease_margin < deadline
 
     async def _attempt(self, claimed: Claimed) -> tuple[Done, Outcome | None]:
         """Send one claimed message, unless it must not go now; return its new state and the
         provider's outcome (None when no request was made)."""
-        mailing = self._mailings.get(claimed.mailing_id)
-        text = self._texts.get(claimed.mailing_id)
-        now = self._clock()
-        if mailing is None or text is None:
+        mailing_id = claimed.mailing_id
+        text = self._texts.get(mailing_id)
+        end = self._ends.get(mailing_id)
+        if text is None or end is None:
             # Cancelled or deleted since the claim: the API has settled it (this changes nothing).
-            return decisions.give_back(claimed, at=now), None
-        seconds = (mailing.end_time - now).total_seconds()
+            return decisions.give_back(claimed, at=self._clock()), None
+        now = self._monotonic()
+        seconds = end - now
         if seconds <= 0:
             return decisions.expired(claimed), None
-        seconds = min(seconds, self._timeout)
-        if not self._holds_lease(claimed, seconds):
+        if seconds > self._timeout:
+            seconds = self._timeout
+        if not self._holds_lease(claimed, seconds, now):
             log.warning(
                 "lease of message_id=%s mailing_id=%s ran out before it was sent; given back",
                 claimed.id,
-                claimed.mailing_id,
+                mailing_id,
             )
-            return decisions.give_back(claimed, at=now), None
+            return decisions.give_back(claimed, at=self._clock()), None
         assert claimed.phone is not None  # before_send settled messages of deleted clients
-        outcome = await self._provider.send(
-            claimed.id, claimed.phone, text, seconds=seconds, now=now
-        )
+        outcome = await self._provider.send(claimed.id, claimed.phone, text, seconds=seconds)
         if self._debug:
             log.debug(
                 "send mailing_id=%s message_id=%s client_id=%s verdict=%s error=%s",
-                claimed.mailing_id,
+                mailing_id,
                 claimed.id,
                 claimed.client_id,
                 outcome.verdict.value,
                 outcome.error,
             )
-        mailing = self._mailings.get(claimed.mailing_id)
+        mailing = self._mailings.get(mailing_id)
         done = decisions.after_send(
             claimed,
             outcome,
@@ -194,6 +197,13 @@ class Sender:
             auth_retry_seconds=self._settings.auth_retry_seconds,
         )
         return done, outcome
+
+    def _know(self, mailings: dict[int, ActiveMailing]) -> None:
+        """Take ``mailings`` as the running ones, with the monotonic time each one ends at (one
+        clock read per message then says how long its request may take)."""
+        self._mailings = mailings
+        now, mono = self._clock(), self._monotonic()
+        self._ends = {m.id: mono + (m.end_time - now).total_seconds() for m in mailings.values()}
 
     async def _chain(self) -> None:
         """Send claimed messages one after another while there are any: one task per slot
@@ -264,7 +274,7 @@ class Sender:
             return
         async with transaction(self._sessionmaker) as session:
             active = await claims.active_mailings(session)
-        self._mailings = {m.id: m for m in active}
+        self._know({m.id: m for m in active})
         self._texts = {
             m.id: self._texts.get(m.id) or ProviderClient.encode_text(m.text) for m in active
         }
@@ -305,7 +315,9 @@ class Sender:
             claimed_total += len(items)
             mailing = self._mailings.get(mailing_id)
             if mailing is not None and timing is not None:
-                mailing = self._mailings[mailing_id] = mailing.timed(timing)  # the freshest
+                mailing = mailing.timed(timing)  # the freshest
+                if mailing != self._mailings.get(mailing_id):
+                    self._know({**self._mailings, mailing_id: mailing})
             elif timing is None:
                 mailing = None
             for item in items:
