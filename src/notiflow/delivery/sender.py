@@ -385,7 +385,6 @@ class Sender:
             and budget != 0
             and self._mailings
             and room >= self._claim_threshold
-            and len(self._ready) < self._batch
             and not self._recently_empty()
         ):
             limit = min(room, self._batch) if budget < 0 else 1
