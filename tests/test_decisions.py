@@ -244,3 +244,17 @@ def test_a_refused_token_pauses_until_a_probe_gets_through(answer: Outcome | Non
         assert gate.admit() is None
         clock.now += 30
         assert gate.admit() is Ticket.probe
+
+
+def test_the_ready_queue_serves_each_mailing_in_turn() -> None:
+    from notiflow.delivery.ready import ReadyQueue
+
+    ready = ReadyQueue()
+    for n in range(5):
+        ready.append(_claimed(id=n, mailing_id=1))
+    ready.append(_claimed(id=10, mailing_id=2))
+    ready.append(_claimed(id=11, mailing_id=2))
+    assert len(ready) == 7
+    order = [ready.popleft().id for _ in range(7)]
+    assert order == [0, 10, 1, 11, 2, 3, 4]
+    assert not ready

@@ -233,7 +233,8 @@ async def test_cancels_and_deletes_while_sending_at_full_speed(
     neither waits for the other in a circle (a deadlock, answered with a 500)."""
     for tag in ("a", "b", "c"):
         await import_clients(api, 300, start=1000 * ord(tag), tag=tag)
-    await start_engine(send_concurrency=64, send_batch_size=50)
+    provider.configure(latency_ms=50)  # about 100 messages a second for each mailing
+    await start_engine(send_concurrency=16, send_batch_size=50)
     mailings = [await create_mailing(api, clock, filter={"tags": [tag]}) for tag in "abc"]
     await wait_for(lambda: _sent_somewhere(api, [m["id"] for m in mailings]))
     clients = (await api.get("/api/v1/clients", params={"limit": 20, "tag": "c"})).json()["items"]

@@ -269,9 +269,9 @@ async def test_renewed_leases_keep_messages_this_workers(harness: Harness) -> No
     assert await sender._claim(3) == 3
     h.time.now += 2.5  # no longer surely this worker's…
     h.clock.advance(seconds=2.5)
-    assert not sender._holds_lease(sender._ready[0], 1, h.time.now)
-    renewal = asyncio.create_task(sender._renew_leases(h.stop))
-    await wait_until(lambda: sender._renewed_until > h.time.now)
+    assert not sender.leases.holds(next(iter(sender._ready)), 1, h.time.now)
+    renewal = asyncio.create_task(sender.leases.run(h.stop))  # every second
+    await wait_until(lambda: sender.leases.holds(next(iter(sender._ready)), 1, h.time.now))
     h.stop.set()
     await renewal
     async with transaction(h.app.state.sessionmaker) as session:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notiflow.db.session import Lane
 from notiflow.delivery.health import Loops, describe, is_outage
-from notiflow.delivery.queue import claims
+from notiflow.delivery.queue import outcomes
 from notiflow.delivery.records import Done
 from notiflow.models import MessageStatus
 
@@ -95,7 +95,9 @@ class Outbox:
 
     async def _write(self, chunk: list[Done]) -> None:
         async with self._lane.unit() as session:
-            await claims.write_back(session, worker=self._worker, results=chunk, now=self._clock())
+            await outcomes.write_back(
+                session, worker=self._worker, results=chunk, now=self._clock()
+            )
 
     async def run(self) -> None:
         """The writer: store outcomes in batches, concurrently with claiming and sending, until

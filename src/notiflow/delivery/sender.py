@@ -16,7 +16,6 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,11 +29,13 @@ from notiflow.delivery import decisions
 from notiflow.delivery.breaker import CircuitBreaker
 from notiflow.delivery.gate import ProviderGate, Ticket
 from notiflow.delivery.health import Loops
+from notiflow.delivery.leases import Leases
 from notiflow.delivery.outbox import Outbox
 from notiflow.delivery.policy import Outcome, RetryPolicy
 from notiflow.delivery.provider import Provider, ProviderClient
 from notiflow.delivery.queue import claims
 from notiflow.delivery.ratelimit import RateLimiter
+from notiflow.delivery.ready import ReadyQueue
 from notiflow.delivery.records import ActiveMailing, Claimed, Done
 
 log = logging.getLogger("notiflow.engine")
@@ -98,18 +99,23 @@ class Sender:
         self._concurrency = settings.send_concurrency
         self._batch = settings.send_batch_size
         self._timeout = settings.provider_timeout
-        # Leases: a message is sent only if this worker holds its lease until the request's
-        # timeout, with a margin for the clocks of other workers (who reclaim expired leases).
-        self._lease = settings.send_lease_seconds
-        self._lease_margin = min(1.0, 0.1 * self._lease)
-        self._renewed_until = 0.0  # monotonic: every lease held when a renewal began lasts this
+        self.leases = Leases(
+            seconds=settings.send_lease_seconds,
+            worker=worker,
+            sessionmaker=sessionmaker,
+            clock=clock,
+            monotonic=monotonic,
+            loops=loops,
+            write_lock=self.outbox.lock,
+            holding=lambda: bool(self._ready or self._in_flight or len(self.outbox)),
+        )
         # How many messages to hold (claimed, not yet sent): batches beyond the requests in
         # flight keep the provider busy while a claim is in the database, even when a busy
         # event loop makes a claim slow; with a rate limit, no more than can be sent within a
         # lease.
         self._hold = settings.send_concurrency + 4 * settings.send_batch_size
         if settings.send_rate > 0:
-            usable = self._lease - self._timeout - self._lease_margin
+            usable = self.leases.seconds - self._timeout - self.leases.margin
             self._hold = max(1, min(self._hold, int(settings.send_rate * usable)))
         # Claim in chunks: wait until a quarter of the slots (or a batch) is free.
         self._claim_threshold = max(
@@ -124,7 +130,7 @@ class Sender:
         # message it is sending now (None between two, e.g. while the rate limit holds it).
         self._in_flight: dict[asyncio.Task[None], Claimed | None] = {}
         self._holding = 0  # chains with a message in hand
-        self._ready: deque[Claimed] = deque()
+        self._ready = ReadyQueue()
         self._claiming: asyncio.Task[int] | None = None
         self._empty_claim_at: float | None = None
         self._wake_loop = asyncio.Event()  # something for the loop to do: start, claim
@@ -133,7 +139,6 @@ class Sender:
         self._busy = False
         self._debug = log.isEnabledFor(logging.DEBUG)
         loops.register("sender", period=max(REFRESH_SECONDS, settings.engine_poll_seconds))
-        loops.register("leases", period=self._lease / 3)
 
     # --- what /health shows -----------------------------------------------------------------
 
@@ -146,12 +151,6 @@ class Sender:
         return self.outbox.sent
 
     # --- one message --------------------------------------------------------------------------
-
-    def _holds_lease(self, claimed: Claimed, seconds: float, now: float) -> bool:
-        """Whether this worker surely holds ``claimed``'s lease for ``seconds`` after ``now``
-        (monotonic)."""
-        deadline = max(claimed.lease_deadline, self._renewed_until)
-        return now + seconds + self._lease_margin < deadline
 
     async def _attempt(self, claimed: Claimed) -> tuple[Done, Outcome | None]:
         """Send one claimed message, unless it must not go now; return its new state and the
@@ -168,7 +167,7 @@ class Sender:
             return decisions.expired(claimed), None
         if seconds > self._timeout:
             seconds = self._timeout
-        if not self._holds_lease(claimed, seconds, now):
+        if not self.leases.holds(claimed, seconds, now):
             log.warning(
                 "lease of message_id=%s mailing_id=%s ran out before it was sent; given back",
                 claimed.id,
@@ -291,7 +290,7 @@ class Sender:
     async def _claim(self, limit: int) -> int:
         began = self._monotonic()
         now = self._clock()
-        lease = now + timedelta(seconds=self._lease)
+        lease = now + timedelta(seconds=self.leases.seconds)
         ids = list(self._mailings)
         if not ids:
             return 0
@@ -320,8 +319,8 @@ class Sender:
                     self._know({**self._mailings, mailing_id: mailing})
             elif timing is None:
                 mailing = None
+            self.leases.claimed(items, began=began)
             for item in items:
-                item.lease_deadline = began + self._lease
                 self._sort(item, mailing, now)
         self._wake_loop.set()  # let the loop start what was claimed
         return claimed_total
@@ -455,35 +454,10 @@ class Sender:
             self._wake.clear()
             await self._refresh(force=True)
 
-    async def _renew_leases(self, stop: asyncio.Event) -> None:
-        """The heartbeat: renew the lease of every message this worker holds, every third of a
-        lease, so that no other worker takes one while it is still here."""
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._lease / 3)
-            if stop.is_set():
-                return
-            try:
-                if self._ready or self._in_flight or len(self.outbox):
-                    began, now = self._monotonic(), self._clock()
-                    async with self.outbox.lock, transaction(self._sessionmaker) as session:
-                        await claims.renew_leases(
-                            session,
-                            worker=self.worker,
-                            until=now + timedelta(seconds=self._lease),
-                        )
-                    self._renewed_until = began + self._lease
-            except Exception as exc:
-                backoff = self._loops.failed("leases", exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                continue
-            self._loops.done("leases")
-
     async def run(self, stop: asyncio.Event) -> None:
         self._stopping = self._releasing = False
         writer = asyncio.create_task(self.outbox.run(), name="writer")
-        heartbeat = asyncio.create_task(self._renew_leases(stop), name="leases")
+        heartbeat = asyncio.create_task(self.leases.run(stop), name="leases")
         try:
             while not stop.is_set():
                 try:

@@ -1,2 +1,2 @@
 """The delivery queue: the messages table *is* the queue. ``scheduling`` holds the scheduler's
-SQL, ``claims`` the sender's (claims, write-backs, leases)."""
+SQL, ``claims`` the sender's claims and leases, ``outcomes`` its write-backs."""
