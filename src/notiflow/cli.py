@@ -11,6 +11,7 @@ import typer
 
 from notiflow import __version__
 from notiflow.config import Settings
+from notiflow.core.runtime import tune_garbage_collector
 from notiflow.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -155,8 +156,10 @@ def _run_api(host: str, port: int, *, engine: bool) -> None:
     log.info("database: %s", _redacted(settings.database_url))
     upgrade(settings.database_url)
     _banner(settings, host, port, _ensure_token(settings), engine=engine)
+    application = create_app(settings, run_engine=engine)
+    tune_garbage_collector()
     uvicorn.run(
-        create_app(settings, run_engine=engine),
+        application,
         host=host,
         port=port,
         loop="uvloop",
@@ -236,6 +239,7 @@ def worker() -> None:
             await sandbox.stop()
         await db.dispose()
 
+    tune_garbage_collector()
     uvloop.run(run())
 
 
