@@ -320,6 +320,6 @@ async def test_list_by_status_newest_first(api: httpx.AsyncClient, clock: FakeCl
     scheduled = (await api.get("/api/v1/mailings", params={"status": "scheduled"})).json()
     assert [m["id"] for m in scheduled["items"]] == [third["id"], first["id"]]
     assert all("stats" in m for m in scheduled["items"])
-    bad = await api.get("/api/v1/mailings", params={"status": "paused"})
+    bad = await api.get("/api/v1/mailings", params={"status": "stopped"})
     assert bad.status_code == 422
     assert error_fields(bad) == ["query.status"]

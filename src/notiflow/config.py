@@ -133,6 +133,19 @@ class Settings(BaseSettings):
         le=60,
         description="Longest sleep of the engine between looks at the database.",
     )
+    auto_pause_failure_ratio: float = Field(
+        default=0,
+        ge=0,
+        le=1,
+        description="Pause a running mailing when this share of its last "
+        "NOTIFLOW_AUTO_PAUSE_WINDOW attempts failed; 0: never.",
+    )
+    auto_pause_window: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="How many of a mailing's last attempts the auto-pause looks at.",
+    )
     engine_stall_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notiflow.config import Settings
 from notiflow.core.clock import Clock, utcnow
 from notiflow.delivery.health import Loops, supervise
-from notiflow.delivery.notify import listen
+from notiflow.delivery.notify import listen, parse_halt
 from notiflow.delivery.provider import ProviderClient
 from notiflow.delivery.scheduler import Scheduler
 from notiflow.delivery.sender import Sender
@@ -81,6 +81,7 @@ class Engine:
             rng=rng,
             monotonic=monotonic,
         )
+        self.signal.on_halt(self.sender.halt)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"engine {self.worker}")
@@ -110,7 +111,10 @@ class Engine:
             await asyncio.gather(*parts)
         log.info("engine stopped worker=%s sent=%s", self.worker, self.sender.sent)
 
-    def _woken(self) -> None:
+    def _woken(self, payload: str = "") -> None:
+        halt = parse_halt(payload)
+        if halt is not None:
+            self.sender.halt(*halt)
         self.signal.notify()
         self._sender_wake.set()
 

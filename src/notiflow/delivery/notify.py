@@ -16,18 +16,39 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow.delivery.signal import HaltKind
+
 CHANNEL = "notiflow_engine"
 log = logging.getLogger("notiflow.engine")
 
 
-async def notify(session: AsyncSession) -> None:
-    """Wake every worker when this transaction commits (PostgreSQL only; a no-op elsewhere)."""
+async def notify(session: AsyncSession, payload: str = "") -> None:
+    """Wake every worker when this transaction commits (PostgreSQL only; a no-op elsewhere).
+
+    ``payload`` (``"mailing:7"``, ``"client:42"``) names what workers must stop sending to at
+    once (see ``signal.EngineSignal.halt``); empty: just look at the database again.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text(f"NOTIFY {CHANNEL}"))
+        await session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {
+                "channel": CHANNEL,
+                "payload": payload,
+            },
+        )
 
 
-async def listen(database_url: str, on_notify: Callable[[], None], stop: asyncio.Event) -> None:
-    """Call ``on_notify`` for every NOTIFY until ``stop`` is set; reconnect after failures."""
+def parse_halt(payload: str) -> tuple[HaltKind, int] | None:
+    """The halt a NOTIFY payload asks for, if any."""
+    kind, _, ident = payload.partition(":")
+    if kind in ("mailing", "client") and ident.isdigit():
+        return ("mailing" if kind == "mailing" else "client"), int(ident)
+    return None
+
+
+async def listen(database_url: str, on_notify: Callable[[str], None], stop: asyncio.Event) -> None:
+    """Call ``on_notify(payload)`` for every NOTIFY until ``stop`` is set; reconnect after
+    failures."""
     url = make_url(database_url)
     if url.get_backend_name() != "postgresql":
         return
@@ -37,10 +58,10 @@ async def listen(database_url: str, on_notify: Callable[[], None], stop: asyncio
         connection = None
         try:
             connection = await asyncpg.connect(dsn)
-            await connection.add_listener(CHANNEL, lambda *_args: on_notify())
+            await connection.add_listener(CHANNEL, lambda *args: on_notify(str(args[-1] or "")))
             log.info("listening for changes (PostgreSQL channel %s)", CHANNEL)
             delay = 0.5
-            on_notify()  # anything may have happened while not listening
+            on_notify("")  # anything may have happened while not listening
             while not stop.is_set() and not connection.is_closed():
                 try:
                     await asyncio.wait_for(stop.wait(), 5.0)

@@ -31,18 +31,22 @@ from notiflow.delivery.gate import ProviderGate, Ticket
 from notiflow.delivery.health import Loops
 from notiflow.delivery.leases import Leases
 from notiflow.delivery.outbox import Outbox
-from notiflow.delivery.policy import Outcome, RetryPolicy
+from notiflow.delivery.policy import Outcome, RetryPolicy, Verdict
 from notiflow.delivery.provider import Provider, ProviderClient
 from notiflow.delivery.queue import claims
 from notiflow.delivery.ratelimit import RateLimiter
 from notiflow.delivery.ready import ReadyQueue
 from notiflow.delivery.records import ActiveMailing, Claimed, Done
+from notiflow.delivery.signal import HaltKind
+from notiflow.delivery.watch import FailureWatch
+from notiflow.mailings.service import pause_by_engine
 
 log = logging.getLogger("notiflow.engine")
 
 REFRESH_SECONDS = 0.25  # how stale the sender's view of running mailings may get
 EMPTY_CLAIM_PAUSE = 0.1  # after a claim found nothing due, while sends are in flight
 DRAIN_WRITE_SECONDS = 5.0  # how long a stopping worker keeps trying to store its last outcomes
+HALT_MEMORY = 600.0  # seconds a halt is remembered
 
 
 class Sender:
@@ -125,6 +129,16 @@ class Sender:
         self._ends: dict[int, float] = {}  # monotonic
         self._texts: dict[int, bytes] = {}
         self._refreshed = float("-inf")
+        # Halts (see signal.EngineSignal.halt), by monotonic time: a mailing paused, cancelled
+        # or deleted, a client opted out or deleted. No request starts for them from then on.
+        self._halted: dict[int, float] = {}
+        self._blocked: dict[int, float] = {}
+        self._watch = (
+            FailureWatch(ratio=settings.auto_pause_failure_ratio, window=settings.auto_pause_window)
+            if settings.auto_pause_failure_ratio > 0
+            else None
+        )
+        self._background: set[asyncio.Task[None]] = set()
         self._rotation = 0
         # Send chains: each task sends claimed messages one after another; the value is the
         # message it is sending now (None between two, e.g. while the rate limit holds it).
@@ -158,8 +172,9 @@ class Sender:
         mailing_id = claimed.mailing_id
         text = self._texts.get(mailing_id)
         end = self._ends.get(mailing_id)
-        if text is None or end is None:
-            # Cancelled or deleted since the claim: the API has settled it (this changes nothing).
+        if text is None or end is None or (self._blocked and claimed.client_id in self._blocked):
+            # Paused: back to the queue. Cancelled or deleted, or its client opted out or
+            # deleted: the API has settled it, and this changes nothing.
             return decisions.give_back(claimed, at=self._clock()), None
         now = self._monotonic()
         seconds = end - now
@@ -175,6 +190,8 @@ class Sender:
             )
             return decisions.give_back(claimed, at=self._clock()), None
         assert claimed.phone is not None  # before_send settled messages of deleted clients
+        # As it was when the request left: a pause meanwhile must not turn a retry into expiry.
+        mailing = self._mailings.get(mailing_id)
         outcome = await self._provider.send(claimed.id, claimed.phone, text, seconds=seconds)
         if self._debug:
             log.debug(
@@ -185,7 +202,8 @@ class Sender:
                 outcome.verdict.value,
                 outcome.error,
             )
-        mailing = self._mailings.get(mailing_id)
+        if self._watch is not None:
+            self._watch_outcome(mailing_id, outcome)
         done = decisions.after_send(
             claimed,
             outcome,
@@ -268,24 +286,96 @@ class Sender:
 
     # --- claims -------------------------------------------------------------------------------
 
+    # --- halts and the auto-pause -------------------------------------------------------------
+
+    def halt(self, kind: HaltKind, ident: int) -> None:
+        """Start no request for this mailing or client from now on (its change has committed).
+
+        Requests already on their way finish; the next refresh stops those of a cancelled or
+        deleted mailing, and a paused one's claimed messages go back to the queue as chains
+        reach them.
+        """
+        now = self._monotonic()
+        if kind == "client":
+            self._blocked[ident] = now
+            return
+        self._halted[ident] = now
+        self._texts.pop(ident, None)
+        self._ends.pop(ident, None)
+        if ident in self._mailings:
+            self._mailings = {k: v for k, v in self._mailings.items() if k != ident}
+        self._wake.set()
+
+    def _prune_halts(self, now: float) -> None:
+        """Forget halts no refresh or claimed message can still need: a refresh that began after
+        a halt sees its change, and messages claimed before it are gone within the hold time."""
+        if self._halted:
+            self._halted = {k: t for k, t in self._halted.items() if now - t < HALT_MEMORY}
+        if self._blocked:
+            if not (self._ready or self._in_flight):
+                self._blocked = {}
+            else:
+                self._blocked = {k: t for k, t in self._blocked.items() if now - t < HALT_MEMORY}
+
+    def _watch_outcome(self, mailing_id: int, outcome: Outcome) -> None:
+        assert self._watch is not None
+        reason = self._watch.record(mailing_id, failed=outcome.verdict is not Verdict.sent)
+        if reason is None or mailing_id in self._halted:
+            return
+        self.halt("mailing", mailing_id)
+        task = asyncio.create_task(self._auto_pause(mailing_id, reason))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _auto_pause(self, mailing_id: int, reason: str) -> None:
+        try:
+            async with transaction(self._sessionmaker) as session:
+                paused = await pause_by_engine(
+                    session, mailing_id, reason=reason, now=self._clock()
+                )
+        except Exception:
+            log.exception("auto-pause of mailing_id=%s failed; it keeps running", mailing_id)
+            self._halted.pop(mailing_id, None)
+            self._wake.set()
+            return
+        if paused:
+            log.warning("mailing_id=%s paused: %s", mailing_id, reason)
+        self._wake.set()
+
     async def _refresh(self, force: bool = False) -> None:
-        if not force and self._monotonic() - self._refreshed < REFRESH_SECONDS:
+        began = self._monotonic()
+        if not force and began - self._refreshed < REFRESH_SECONDS:
             return
         async with transaction(self._sessionmaker) as session:
             active = await claims.active_mailings(session)
-        self._know({m.id: m for m in active})
-        self._texts = {
-            m.id: self._texts.get(m.id) or ProviderClient.encode_text(m.text) for m in active
-        }
-        self._refreshed = self._monotonic()
-        now = self._clock()
-        for task, claimed in self._in_flight.items():
-            if claimed is None:
-                continue
-            mailing = self._mailings.get(claimed.mailing_id)
-            # Cancelled, deleted, or its end_time moved before now: stop the request.
-            if mailing is None or mailing.end_time <= now:
-                task.cancel()
+            self._prune_halts(began)
+            halted = self._halted
+            if halted:  # halted after this refresh began: the database may predate its change
+                active = [m for m in active if halted.get(m.id, float("-inf")) < began]
+            self._know({m.id: m for m in active})
+            self._texts = {
+                m.id: self._texts.get(m.id) or ProviderClient.encode_text(m.text) for m in active
+            }
+            self._refreshed = self._monotonic()
+            now = self._clock()
+            stopped = [
+                (task, claimed)
+                for task, claimed in self._in_flight.items()
+                if claimed is not None
+                and (
+                    (mailing := self._mailings.get(claimed.mailing_id)) is None
+                    or mailing.end_time <= now
+                )
+            ]
+            if stopped:
+                # A paused mailing's requests finish; those of a cancelled or deleted one, or
+                # past its end_time, stop.
+                paused = await claims.paused_mailings(
+                    session, {claimed.mailing_id for _task, claimed in stopped}
+                )
+                for task, claimed in stopped:
+                    if claimed.mailing_id not in paused:
+                        task.cancel()
 
     async def _claim(self, limit: int) -> int:
         began = self._monotonic()

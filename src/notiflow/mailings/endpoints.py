@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Body, Path, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow.core.body import JsonBody
@@ -17,6 +17,8 @@ from notiflow.mailings.schemas import (
     MailingPatch,
     MailingRead,
     MailingReplace,
+    RetryFailed,
+    RetryFailedRead,
     SendWindow,
 )
 from notiflow.messages import service as messages
@@ -35,6 +37,11 @@ def _notify(request: Request) -> service.Notify:
     return notify
 
 
+def _halt(request: Request) -> service.Halt:
+    halt: service.Halt = request.app.state.engine_signal.halt
+    return halt
+
+
 def _read(mailing: Mailing, counts: MessageCounts) -> MailingRead:
     window = None
     if mailing.window_start is not None and mailing.window_end is not None:
@@ -47,6 +54,7 @@ def _read(mailing: Mailing, counts: MessageCounts) -> MailingRead:
         filter=MailingFilter(operator_codes=mailing.operator_codes, tags=mailing.tags),
         send_window=window,
         status=MailingStatus(mailing.status),
+        paused_reason=mailing.paused_reason,
         created_at=mailing.created_at,
         updated_at=mailing.updated_at,
         stats=counts,
@@ -163,7 +171,7 @@ async def patch_mailing(
     responses=error_responses(401, 404, 422),
 )
 async def delete_mailing(mailing_id: MailingId, request: Request, session: SessionDep) -> None:
-    await service.delete(session, mailing_id, notify=_notify(request))
+    await service.delete(session, mailing_id, notify=_notify(request), halt=_halt(request))
 
 
 @router.post(
@@ -187,8 +195,74 @@ async def start_mailing(
 async def cancel_mailing(
     mailing_id: MailingId, request: Request, session: SessionDep, clock: ClockDep
 ) -> MailingRead:
-    mailing = await service.cancel(session, mailing_id, clock=clock, notify=_notify(request))
+    mailing = await service.cancel(
+        session, mailing_id, clock=clock, notify=_notify(request), halt=_halt(request)
+    )
     return await _read_one(session, mailing)
+
+
+@router.post(
+    "/{mailing_id}/pause",
+    summary="Pause a running mailing",
+    description=(
+        "No request to the provider starts once this answers; requests already on their way "
+        "finish and their outcomes count. Messages a worker had claimed go back to the queue. "
+        "A paused mailing keeps its end_time: if it passes, the mailing completes and what was "
+        "not sent expires. Pausing a paused mailing changes nothing."
+    ),
+    responses=error_responses(401, 404, 409, 422),
+)
+async def pause_mailing(
+    mailing_id: MailingId, request: Request, session: SessionDep, clock: ClockDep
+) -> MailingRead:
+    mailing = await service.pause(session, mailing_id, clock=clock, halt=_halt(request))
+    return await _read_one(session, mailing)
+
+
+@router.post(
+    "/{mailing_id}/resume",
+    summary="Resume a paused mailing",
+    description=(
+        "Sending goes on exactly where it stopped: only messages not sent yet go. 409 if its "
+        "end_time has passed. Resuming a running mailing changes nothing."
+    ),
+    responses=error_responses(401, 404, 409, 422),
+)
+async def resume_mailing(
+    mailing_id: MailingId, request: Request, session: SessionDep, clock: ClockDep
+) -> MailingRead:
+    mailing = await service.resume(session, mailing_id, clock=clock, notify=_notify(request))
+    return await _read_one(session, mailing)
+
+
+@router.post(
+    "/{mailing_id}/retry-failed",
+    summary="Send a mailing's failed messages again",
+    description=(
+        "Its failed messages (and expired ones with include_expired) become pending again, "
+        "each with a fresh set of attempts, and a completed mailing runs again. The body is "
+        "optional; end_time moves the mailing's end first (needed when it has passed). 409 "
+        "for a scheduled or cancelled mailing."
+    ),
+    responses=error_responses(401, 404, 409, 415, 422),
+)
+async def retry_failed(
+    mailing_id: MailingId,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    data: Annotated[RetryFailed | None, Body()] = None,
+) -> RetryFailedRead:
+    data = data or RetryFailed()
+    mailing, requeued = await service.retry_failed(
+        session,
+        mailing_id,
+        include_expired=data.include_expired,
+        end_time=data.end_time,
+        clock=clock,
+        notify=_notify(request),
+    )
+    return RetryFailedRead(requeued=requeued, mailing=await _read_one(session, mailing))
 
 
 @router.get(

@@ -140,6 +140,28 @@ class MailingRead(BaseModel):
     filter: MailingFilter
     send_window: SendWindow | None
     status: MailingStatus
+    paused_reason: str | None = Field(
+        default=None,
+        description="Why a paused mailing is paused: through the API, or by the engine.",
+    )
     created_at: datetime
     updated_at: datetime
     stats: MessageCounts
+
+
+class RetryFailed(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"include_expired": True}]}
+    )
+
+    include_expired: bool = Field(
+        default=False, description="Also send the messages that expired (end_time passed)."
+    )
+    end_time: UtcDatetime | None = Field(
+        default=None, description="A new end_time for the mailing; it must be in the future."
+    )
+
+
+class RetryFailedRead(BaseModel):
+    requeued: int = Field(description="How many messages went back to the queue.")
+    mailing: MailingRead

@@ -13,15 +13,18 @@ from notiflow.core.errors import Conflict, InvalidInput, NotFound
 from notiflow.db.session import on_commit
 from notiflow.delivery.notify import notify as engine_notify
 from notiflow.delivery.queue import scheduling
+from notiflow.delivery.signal import HaltKind
 from notiflow.mailings import repository
 from notiflow.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, SendWindow
 from notiflow.messages import repository as messages
-from notiflow.models import Mailing, MailingStatus
+from notiflow.models import Mailing, MailingStatus, MessageStatus
 
 Notify = Callable[[], None]
+Halt = Callable[[HaltKind, int], None]
 
-# Fields a running mailing may still change.
+# Fields a running (or paused) mailing may still change.
 RUNNING_EDITABLE = frozenset({"end_time", "send_window"})
+UNDER_WAY = frozenset({MailingStatus.running, MailingStatus.paused})
 
 
 async def get(session: AsyncSession, mailing_id: int, *, for_update: bool = False) -> Mailing:
@@ -72,6 +75,14 @@ async def _wake_engine(session: AsyncSession, notify: Notify) -> None:
     await engine_notify(session)
 
 
+async def halt_engine(session: AsyncSession, halt: Halt | None, kind: HaltKind, ident: int) -> None:
+    """Once this transaction commits, tell every engine to start no request for this mailing or
+    client (this process's at once, others' by NOTIFY), then to look at the database."""
+    if halt is not None:
+        on_commit(session, lambda: halt(kind, ident))
+    await engine_notify(session, f"{kind}:{ident}")
+
+
 async def _start(mailing: Mailing, now: datetime, notify: Notify, session: AsyncSession) -> None:
     mailing.status = MailingStatus.running.value
     mailing.started_at = now
@@ -109,11 +120,12 @@ async def update(
     status = MailingStatus(mailing.status)
     if status in (MailingStatus.completed, MailingStatus.cancelled) and changed:
         raise Conflict(f"a {status.value} mailing cannot be changed")
-    if status is MailingStatus.running:
+    if status in UNDER_WAY:
         frozen = sorted(changed - RUNNING_EDITABLE)
         if frozen:
             raise Conflict(
-                "cannot change while the mailing is running (only end_time and send_window can)",
+                f"cannot change while the mailing is {status.value} "
+                "(only end_time and send_window can)",
                 field=frozen[0],
             )
     if not changed:
@@ -126,7 +138,7 @@ async def update(
         await _start(mailing, now, notify, session)
     else:
         await _wake_engine(session, notify)
-    if status is MailingStatus.running and "send_window" in changed:
+    if status in UNDER_WAY and "send_window" in changed:
         # Messages waiting for the old window are looked at again under the new one.
         await scheduling.reschedule_pending(session, mailing.id, now)
     await session.flush()
@@ -170,7 +182,12 @@ async def start(session: AsyncSession, mailing_id: int, *, clock: Clock, notify:
 
 
 async def cancel(
-    session: AsyncSession, mailing_id: int, *, clock: Clock, notify: Notify
+    session: AsyncSession,
+    mailing_id: int,
+    *,
+    clock: Clock,
+    notify: Notify,
+    halt: Halt | None = None,
 ) -> Mailing:
     mailing = await get(session, mailing_id, for_update=True)
     if mailing.status == MailingStatus.cancelled.value:
@@ -185,16 +202,128 @@ async def cancel(
     await messages.cancel_unsent_of_mailing(
         session, mailing.id, reason="mailing cancelled", now=now
     )
-    await _wake_engine(session, notify)
+    await halt_engine(session, halt, "mailing", mailing.id)
+    on_commit(session, notify)
     return mailing
 
 
-async def delete(session: AsyncSession, mailing_id: int, *, notify: Notify) -> None:
+async def delete(
+    session: AsyncSession, mailing_id: int, *, notify: Notify, halt: Halt | None = None
+) -> None:
     # Its messages first, in the order every writer of messages keeps (see db.locks).
     await messages.lock_of_mailing(session, mailing_id, unsent=False)
     await get(session, mailing_id, for_update=True)
     await repository.remove(session, mailing_id)
+    await halt_engine(session, halt, "mailing", mailing_id)
+    on_commit(session, notify)
+
+
+# --- pause, resume, retry ---------------------------------------------------------------------
+
+PAUSED_BY_API = "paused through the API"
+
+
+async def _pause(mailing: Mailing, *, reason: str, now: datetime) -> None:
+    mailing.status = MailingStatus.paused.value
+    mailing.paused_reason = reason[:500]
+    mailing.updated_at = now
+
+
+async def pause(
+    session: AsyncSession,
+    mailing_id: int,
+    *,
+    clock: Clock,
+    halt: Halt | None,
+    reason: str | None = None,
+) -> Mailing:
+    """Stop sending a running mailing: no request starts once this commits; requests already
+    on their way finish, and messages claimed but not sent go back to the queue."""
+    mailing = await get(session, mailing_id, for_update=True)
+    if mailing.status == MailingStatus.paused.value:
+        return mailing
+    if mailing.status != MailingStatus.running.value:
+        raise Conflict(f"only a running mailing can be paused; this one is {mailing.status}")
+    await _pause(mailing, reason=reason or PAUSED_BY_API, now=clock())
+    await session.flush()
+    await halt_engine(session, halt, "mailing", mailing.id)
+    return mailing
+
+
+async def pause_by_engine(
+    session: AsyncSession, mailing_id: int, *, reason: str, now: datetime
+) -> bool:
+    """The engine's auto-pause; False when the mailing no longer runs (nothing to do)."""
+    mailing = await repository.get(session, mailing_id, for_update=True)
+    if mailing is None or mailing.status != MailingStatus.running.value:
+        return False
+    await _pause(mailing, reason=reason, now=now)
+    await session.flush()
+    await engine_notify(session, f"mailing:{mailing.id}")
+    return True
+
+
+async def resume(
+    session: AsyncSession, mailing_id: int, *, clock: Clock, notify: Notify
+) -> Mailing:
+    """Send a paused mailing again, from where it stopped: only what was not sent goes."""
+    mailing = await get(session, mailing_id, for_update=True)
+    if mailing.status == MailingStatus.running.value:
+        return mailing
+    if mailing.status != MailingStatus.paused.value:
+        raise Conflict(f"only a paused mailing can be resumed; this one is {mailing.status}")
+    now = clock()
+    if mailing.end_time <= now:
+        raise Conflict(
+            "its end_time has passed: it completes with what was sent (move end_time first "
+            "to send the rest)",
+            field="end_time",
+        )
+    mailing.status = MailingStatus.running.value
+    mailing.paused_reason = None
+    mailing.updated_at = now
+    await session.flush()
     await _wake_engine(session, notify)
+    return mailing
+
+
+async def retry_failed(
+    session: AsyncSession,
+    mailing_id: int,
+    *,
+    include_expired: bool,
+    end_time: datetime | None = None,
+    clock: Clock,
+    notify: Notify,
+) -> tuple[Mailing, int]:
+    """Put a mailing's failed (and, if asked, expired) messages back in its queue, each with a
+    fresh set of attempts; a completed mailing runs again. Return it and how many went back."""
+    mailing = await get(session, mailing_id, for_update=True)
+    status = MailingStatus(mailing.status)
+    if status in (MailingStatus.scheduled, MailingStatus.cancelled):
+        raise Conflict(f"a {status.value} mailing has nothing to retry")
+    now = clock()
+    if end_time is not None and end_time != mailing.end_time:
+        _check_times(
+            {"start_time": mailing.start_time, "end_time": end_time}, now=now, end_changed=True
+        )
+        mailing.end_time = end_time
+    if mailing.end_time <= now:
+        raise Conflict(
+            "its end_time has passed: send a new end_time with the retry", field="end_time"
+        )
+    statuses = [MessageStatus.failed]
+    if include_expired:
+        statuses.append(MessageStatus.expired)
+    requeued = await messages.requeue(session, mailing.id, statuses=statuses, now=now)
+    if requeued and status is MailingStatus.completed:
+        mailing.status = MailingStatus.running.value
+        mailing.finished_at = None
+    if requeued or end_time is not None:
+        mailing.updated_at = now
+        await session.flush()
+        await _wake_engine(session, notify)
+    return mailing, requeued
 
 
 async def list_page(

@@ -150,6 +150,37 @@ async def cancel_unsent_of_client(
     return sum(d.statuses.get(MessageStatus.cancelled.value, 0) for d in deltas.values())
 
 
+async def requeue(
+    session: AsyncSession, mailing_id: int, *, statuses: Sequence[MessageStatus], now: datetime
+) -> int:
+    """Make a mailing's messages of these final statuses pending again, due now, with a fresh
+    set of attempts; return how many."""
+    values = [status.value for status in statuses]
+    await lock_in_id_order(
+        session, Message.id, Message.mailing_id == mailing_id, Message.status.in_(values)
+    )
+    delta = counters.CounterDelta()
+    for old in values:
+        result = await session.execute(
+            update(Message)
+            .where(Message.mailing_id == mailing_id, Message.status == old)
+            .values(
+                status=MessageStatus.pending.value,
+                attempts=0,
+                next_attempt_at=now,
+                claimed_by=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        changed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if changed:
+            delta.move(old, MessageStatus.pending.value, changed)
+    await counters.apply(session, mailing_id, delta)
+    return delta.statuses.get(MessageStatus.pending.value, 0)
+
+
 async def count(session: AsyncSession, mailing_id: int) -> int:
     return int(
         await session.scalar(

@@ -5,6 +5,7 @@ from notiflow.models.client import Client
 from notiflow.models.mailing import Mailing, MailingStatus
 from notiflow.models.mailing_stats import MailingError, MailingStats, MailingTimeline
 from notiflow.models.message import FINAL_STATUSES, Message, MessageStatus
+from notiflow.models.test_send import TestSend
 
 __all__ = [
     "FINAL_STATUSES",
@@ -17,4 +18,5 @@ __all__ = [
     "MailingTimeline",
     "Message",
     "MessageStatus",
+    "TestSend",
 ]

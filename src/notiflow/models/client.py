@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from notiflow.core.clock import utcnow
@@ -20,6 +20,8 @@ class Client(Base):
     operator_code: Mapped[str] = mapped_column(String(3))
     tag: Mapped[str | None] = mapped_column(String(255))
     timezone: Mapped[str] = mapped_column(String(64))
+    # Set when the client asked to receive nothing more: never in an audience again.
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -27,4 +29,12 @@ class Client(Base):
     __table_args__ = (
         Index("ix_clients_operator_code_tag", "operator_code", "tag"),
         Index("ix_clients_tag", "tag"),
+        # Few clients opt out: a partial index counts them within any audience at once.
+        Index(
+            "ix_clients_opted_out",
+            "operator_code",
+            "tag",
+            postgresql_where=text("opted_out_at IS NOT NULL"),
+            sqlite_where=text("opted_out_at IS NOT NULL"),
+        ),
     )

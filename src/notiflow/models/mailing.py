@@ -14,6 +14,7 @@ from notiflow.db.types import BigId, UTCDateTime
 class MailingStatus(StrEnum):
     scheduled = "scheduled"
     running = "running"
+    paused = "paused"
     completed = "completed"
     cancelled = "cancelled"
 
@@ -32,6 +33,8 @@ class Mailing(Base):
     window_start: Mapped[time | None] = mapped_column(Time)
     window_end: Mapped[time | None] = mapped_column(Time)
     status: Mapped[str] = mapped_column(String(16), default=MailingStatus.scheduled.value)
+    # Why a paused mailing is paused: by whom, or the engine's reason for pausing it.
+    paused_reason: Mapped[str | None] = mapped_column(String(500))
     # Set by the engine once the audience has been written as message rows.
     materialized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -41,7 +44,8 @@ class Mailing(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('scheduled', 'running', 'completed', 'cancelled')", name="status"
+            "status IN ('scheduled', 'running', 'paused', 'completed', 'cancelled')",
+            name="status",
         ),
         CheckConstraint("end_time > start_time", name="end_after_start"),
         CheckConstraint("(window_start IS NULL) = (window_end IS NULL)", name="window_pair"),

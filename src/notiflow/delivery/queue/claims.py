@@ -66,6 +66,16 @@ async def active_mailings(session: AsyncSession) -> list[ActiveMailing]:
     return [ActiveMailing(*row) for row in rows]
 
 
+async def paused_mailings(session: AsyncSession, mailing_ids: set[int]) -> set[int]:
+    """Which of these mailings are paused (their requests in flight may finish)."""
+    rows = await session.scalars(
+        select(Mailing.id).where(
+            Mailing.id.in_(sorted(mailing_ids)), Mailing.status == MailingStatus.paused.value
+        )
+    )
+    return set(rows)
+
+
 # --- claims and leases -----------------------------------------------------------------------
 
 

@@ -18,6 +18,9 @@ from notiflow.db.types import UTCDateTime
 from notiflow.models import Client, Mailing, MailingStats, MailingStatus, Message, MessageStatus
 
 PENDING = MessageStatus.pending.value
+# Mailings between start and finish: a paused one still has its audience written, its unsent
+# messages expired at its end_time, and is completed then.
+UNDER_WAY = (MailingStatus.running.value, MailingStatus.paused.value)
 
 
 def _is_pg(session: AsyncSession) -> bool:
@@ -56,7 +59,7 @@ async def start_due(session: AsyncSession, now: datetime) -> list[int]:
 async def unmaterialised(session: AsyncSession) -> list[int]:
     rows = await session.scalars(
         select(Mailing.id)
-        .where(Mailing.status == MailingStatus.running.value, Mailing.materialized_at.is_(None))
+        .where(Mailing.status.in_(UNDER_WAY), Mailing.materialized_at.is_(None))
         .order_by(Mailing.id)
     )
     return list(rows)
@@ -70,7 +73,7 @@ async def materialise(session: AsyncSession, mailing_id: int, now: datetime) -> 
     """
     query = select(Mailing).where(
         Mailing.id == mailing_id,
-        Mailing.status == MailingStatus.running.value,
+        Mailing.status.in_(UNDER_WAY),
         Mailing.materialized_at.is_(None),
     )
     if _is_pg(session):
@@ -123,9 +126,7 @@ async def expire_ended(session: AsyncSession, now: datetime) -> int:
     """Pending messages of running mailings whose end_time has passed become expired."""
     ended = list(
         await session.scalars(
-            select(Mailing.id).where(
-                Mailing.status == MailingStatus.running.value, Mailing.end_time <= now
-            )
+            select(Mailing.id).where(Mailing.status.in_(UNDER_WAY), Mailing.end_time <= now)
         )
     )
     total = 0
@@ -157,7 +158,7 @@ async def complete_finished(session: AsyncSession, now: datetime) -> list[int]:
             select(Mailing.id)
             .join(MailingStats, MailingStats.mailing_id == Mailing.id)
             .where(
-                Mailing.status == MailingStatus.running.value,
+                Mailing.status.in_(UNDER_WAY),
                 Mailing.materialized_at.is_not(None),
                 MailingStats.pending == 0,
                 MailingStats.sending == 0,
@@ -167,7 +168,7 @@ async def complete_finished(session: AsyncSession, now: datetime) -> list[int]:
     if done:
         await session.execute(
             update(Mailing)
-            .where(Mailing.id.in_(done), Mailing.status == MailingStatus.running.value)
+            .where(Mailing.id.in_(done), Mailing.status.in_(UNDER_WAY))
             .values(status=MailingStatus.completed.value, finished_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -182,7 +183,7 @@ async def next_start(session: AsyncSession) -> datetime | None:
 
 async def next_end(session: AsyncSession) -> datetime | None:
     return await session.scalar(
-        select(func.min(Mailing.end_time)).where(Mailing.status == MailingStatus.running.value)
+        select(func.min(Mailing.end_time)).where(Mailing.status.in_(UNDER_WAY))
     )
 
 

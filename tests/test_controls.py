@@ -1,0 +1,251 @@
+"""Campaign controls while a mailing runs against the sandbox: pause and resume, the auto-pause,
+retry of failed messages. Nothing may be sent twice, and nothing after a pause."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.delivery_support import LiveClock, ThreadedSandbox, wait_for, wait_until
+from tests.test_delivery import (
+    StartEngine,
+    assert_counters_match,
+    completed,
+    create_mailing,
+    get_stats,
+    import_clients,
+)
+
+SLOW = {"latency_ms": 100}
+
+
+@pytest.fixture
+def clock() -> LiveClock:
+    return LiveClock()
+
+
+CONCURRENCY = 4
+
+
+async def _sending_slowly(
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+    *,
+    clients: int = 300,
+    duration: float = 3600,
+) -> dict[str, Any]:
+    await import_clients(api, clients)
+    provider.configure(**SLOW)
+    await start_engine(send_concurrency=CONCURRENCY)
+    mailing = await create_mailing(api, clock, duration=duration)
+    await wait_for(lambda: _at_least(api, mailing["id"], "sent", 5))
+    return mailing
+
+
+async def _at_least(api: httpx.AsyncClient, mailing_id: int, status: str, n: int) -> bool:
+    return (await get_stats(api, mailing_id))["stats"][status] >= n  # type: ignore[no-any-return]
+
+
+async def _settled(api: httpx.AsyncClient, mailing_id: int) -> bool:
+    return (await get_stats(api, mailing_id))["stats"]["sending"] == 0  # type: ignore[no-any-return]
+
+
+def _assert_nothing_twice(provider: ThreadedSandbox) -> None:
+    twice = [mid for mid, n in Counter(provider.accepted()).items() if n > 1]
+    assert twice == []
+
+
+async def test_pause_stops_requests_and_resume_sends_the_rest_once(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    mailing = await _sending_slowly(api, clock, provider, start_engine)
+    response = await api.post(f"/api/v1/mailings/{mailing['id']}/pause")
+    paused_at = clock().timestamp()
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "paused"
+    assert response.json()["paused_reason"] == "paused through the API"
+    await wait_for(lambda: _settled(api, mailing["id"]))
+    await asyncio.sleep(0.5)  # time for requests that should not start to show up
+    # Requests under way when the pause answered may still reach the provider an instant later;
+    # none starts afterwards (the provider answers in 100 ms, so a later one would be seen).
+    after = [e for e in provider.received if e.at > paused_at]
+    assert len(after) <= CONCURRENCY
+    assert all(e.at <= paused_at + 0.05 for e in after)
+    stats = await get_stats(api, mailing["id"])
+    assert stats["status"] == "paused"
+    counts = stats["stats"]
+    assert counts["pending"] > 0 and counts["sending"] == 0
+    assert counts["sent"] == len(provider.accepted())
+
+    again = await api.post(f"/api/v1/mailings/{mailing['id']}/pause")
+    assert again.status_code == 200 and again.json()["status"] == "paused"
+
+    provider.configure(latency_ms=0)
+    resumed = await api.post(f"/api/v1/mailings/{mailing['id']}/resume")
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "running"
+    assert resumed.json()["paused_reason"] is None
+    await wait_for(lambda: completed(api, mailing["id"]))
+    final = (await get_stats(api, mailing["id"]))["stats"]
+    assert final["sent"] == 300
+    _assert_nothing_twice(provider)
+    assert len(set(provider.accepted())) == 300
+    await assert_counters_match(app, mailing["id"])
+
+
+async def test_a_paused_mailing_whose_end_passes_completes_with_the_rest_expired(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    mailing = await _sending_slowly(api, clock, provider, start_engine, duration=3)
+    assert (await api.post(f"/api/v1/mailings/{mailing['id']}/pause")).status_code == 200
+    paused_at = clock().timestamp()
+    await wait_for(lambda: completed(api, mailing["id"]), within=10)
+    counts = (await get_stats(api, mailing["id"]))["stats"]
+    assert counts["sent"] > 0 and counts["expired"] > 0
+    assert counts["sent"] + counts["expired"] == 300
+    assert all(e.at <= paused_at + 0.05 for e in provider.received)
+    late = await api.post(f"/api/v1/mailings/{mailing['id']}/resume")
+    assert late.status_code == 409
+    await assert_counters_match(app, mailing["id"])
+
+
+async def test_pause_and_resume_refuse_what_they_cannot_do(
+    api: httpx.AsyncClient, clock: LiveClock
+) -> None:
+    mailing = await create_mailing(api, clock, start_in=600)
+    refused = await api.post(f"/api/v1/mailings/{mailing['id']}/pause")
+    assert refused.status_code == 409
+    assert "only a running mailing can be paused" in refused.json()["detail"]
+    assert (await api.post(f"/api/v1/mailings/{mailing['id']}/resume")).status_code == 409
+    assert (await api.post("/api/v1/mailings/999/pause")).status_code == 404
+
+
+async def test_a_paused_mailing_edits_like_a_running_one_and_can_be_cancelled(
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    mailing = await _sending_slowly(api, clock, provider, start_engine)
+    url = f"/api/v1/mailings/{mailing['id']}"
+    assert (await api.post(f"{url}/pause")).status_code == 200
+    text = await api.patch(url, json={"text": "changed"})
+    assert text.status_code == 409
+    assert "paused" in text.json()["detail"]
+    window = await api.patch(url, json={"send_window": {"start": "00:00", "end": "23:59"}})
+    assert window.status_code == 200, window.text
+    cancelled = await api.post(f"{url}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    counts = (await get_stats(api, mailing["id"]))["stats"]
+    assert counts["pending"] == 0
+
+
+async def test_auto_pause_stops_a_mailing_whose_attempts_mostly_fail(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    await import_clients(api, 200)
+    provider.configure(reject_rate=0.8)  # 400: the provider refuses this mailing's messages
+    await start_engine(send_concurrency=4, auto_pause_failure_ratio=0.5, auto_pause_window=20)
+    mailing = await create_mailing(api, clock)
+
+    async def paused() -> bool:
+        return (await get_stats(api, mailing["id"]))["status"] == "paused"
+
+    await wait_for(paused)
+    await wait_for(lambda: _settled(api, mailing["id"]))
+    body = (await api.get(f"/api/v1/mailings/{mailing['id']}")).json()
+    assert body["paused_reason"].startswith("auto-paused: ")
+    assert "of its last 20 attempts failed" in body["paused_reason"]
+    attempts = len(provider.received)
+    assert attempts < 200
+    await asyncio.sleep(0.5)
+    assert len(provider.received) <= attempts + 4  # at most what was in flight
+    await assert_counters_match(app, mailing["id"])
+
+
+async def test_retry_failed_sends_failed_messages_again_and_keeps_counts_right(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    await import_clients(api, 100)
+    provider.configure(reject_rate=0.3)
+    await start_engine()
+    mailing = await create_mailing(api, clock)
+    url = f"/api/v1/mailings/{mailing['id']}"
+    await wait_for(lambda: completed(api, mailing["id"]))
+    before = (await get_stats(api, mailing["id"]))["stats"]
+    assert before["failed"] > 0 and before["sent"] + before["failed"] == 100
+
+    provider.configure(reject_rate=0)
+    response = await api.post(f"{url}/retry-failed")
+    assert response.status_code == 200, response.text
+    assert response.json()["requeued"] == before["failed"]
+    assert response.json()["mailing"]["status"] == "running"
+    await wait_for(lambda: completed(api, mailing["id"]))
+    after = (await get_stats(api, mailing["id"]))["stats"]
+    assert after["sent"] == 100 and after["failed"] == 0
+    _assert_nothing_twice(provider)
+    await assert_counters_match(app, mailing["id"])
+
+    nothing = await api.post(f"{url}/retry-failed", json={"include_expired": True})
+    assert nothing.status_code == 200 and nothing.json()["requeued"] == 0
+    assert nothing.json()["mailing"]["status"] == "completed"
+
+
+async def test_retry_failed_after_end_time_needs_a_new_end_time(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    await import_clients(api, 20)
+    provider.configure(reject_rate=1)
+    await start_engine()
+    mailing = await create_mailing(api, clock, duration=2)
+    url = f"/api/v1/mailings/{mailing['id']}"
+    await wait_for(lambda: completed(api, mailing["id"]))
+    clock.advance(seconds=5)
+    refused = await api.post(f"{url}/retry-failed")
+    assert refused.status_code == 409
+    assert "end_time" in refused.json()["detail"]
+    provider.configure(reject_rate=0)
+    later = (clock() + timedelta(hours=1)).isoformat()
+    response = await api.post(f"{url}/retry-failed", json={"end_time": later})
+    assert response.status_code == 200, response.text
+    assert response.json()["requeued"] == 20
+    await wait_until(lambda: len(set(provider.accepted())) == 20)
+    await wait_for(lambda: completed(api, mailing["id"]))
+    await assert_counters_match(app, mailing["id"])
+
+
+async def test_retry_failed_refuses_scheduled_and_cancelled_mailings(
+    api: httpx.AsyncClient, clock: LiveClock
+) -> None:
+    mailing = await create_mailing(api, clock, start_in=600)
+    url = f"/api/v1/mailings/{mailing['id']}"
+    assert (await api.post(f"{url}/retry-failed")).status_code == 409
+    assert (await api.post(f"{url}/cancel")).status_code == 200
+    assert (await api.post(f"{url}/retry-failed")).status_code == 409
