@@ -85,11 +85,13 @@ async def test_pause_stops_requests_and_resume_sends_the_rest_once(
     stats = await get_stats(api, mailing["id"])
     assert stats["status"] == "paused"
     counts = stats["stats"]
-    assert counts["pending"] > 0 and counts["sending"] == 0
+    assert counts["pending"] > 0
+    assert counts["sending"] == 0
     assert counts["sent"] == len(provider.accepted())
 
     again = await api.post(f"/api/v1/mailings/{mailing['id']}/pause")
-    assert again.status_code == 200 and again.json()["status"] == "paused"
+    assert again.status_code == 200
+    assert again.json()["status"] == "paused"
 
     provider.configure(latency_ms=0)
     resumed = await api.post(f"/api/v1/mailings/{mailing['id']}/resume")
@@ -116,7 +118,8 @@ async def test_a_paused_mailing_whose_end_passes_completes_with_the_rest_expired
     paused_at = clock().timestamp()
     await wait_for(lambda: completed(api, mailing["id"]), within=10)
     counts = (await get_stats(api, mailing["id"]))["stats"]
-    assert counts["sent"] > 0 and counts["expired"] > 0
+    assert counts["sent"] > 0
+    assert counts["expired"] > 0
     assert counts["sent"] + counts["expired"] == 300
     assert all(e.at <= paused_at + 0.05 for e in provider.received)
     late = await api.post(f"/api/v1/mailings/{mailing['id']}/resume")
@@ -150,7 +153,8 @@ async def test_a_paused_mailing_edits_like_a_running_one_and_can_be_cancelled(
     window = await api.patch(url, json={"send_window": {"start": "00:00", "end": "23:59"}})
     assert window.status_code == 200, window.text
     cancelled = await api.post(f"{url}/cancel")
-    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
     counts = (await get_stats(api, mailing["id"]))["stats"]
     assert counts["pending"] == 0
 
@@ -196,7 +200,8 @@ async def test_retry_failed_sends_failed_messages_again_and_keeps_counts_right(
     url = f"/api/v1/mailings/{mailing['id']}"
     await wait_for(lambda: completed(api, mailing["id"]))
     before = (await get_stats(api, mailing["id"]))["stats"]
-    assert before["failed"] > 0 and before["sent"] + before["failed"] == 100
+    assert before["failed"] > 0
+    assert before["sent"] + before["failed"] == 100
 
     provider.configure(reject_rate=0)
     response = await api.post(f"{url}/retry-failed")
@@ -205,12 +210,14 @@ async def test_retry_failed_sends_failed_messages_again_and_keeps_counts_right(
     assert response.json()["mailing"]["status"] == "running"
     await wait_for(lambda: completed(api, mailing["id"]))
     after = (await get_stats(api, mailing["id"]))["stats"]
-    assert after["sent"] == 100 and after["failed"] == 0
+    assert after["sent"] == 100
+    assert after["failed"] == 0
     _assert_nothing_twice(provider)
     await assert_counters_match(app, mailing["id"])
 
     nothing = await api.post(f"{url}/retry-failed", json={"include_expired": True})
-    assert nothing.status_code == 200 and nothing.json()["requeued"] == 0
+    assert nothing.status_code == 200
+    assert nothing.json()["requeued"] == 0
     assert nothing.json()["mailing"]["status"] == "completed"
 
 
