@@ -172,7 +172,8 @@ async def test_auto_pause_stops_a_mailing_whose_attempts_mostly_fail(
     mailing = await create_mailing(api, clock)
 
     async def paused() -> bool:
-        return (await get_stats(api, mailing["id"]))["status"] == "paused"
+        status: str = (await get_stats(api, mailing["id"]))["status"]
+        return status == "paused"
 
     await wait_for(paused)
     await wait_for(lambda: _settled(api, mailing["id"]))
