@@ -257,3 +257,71 @@ async def test_retry_failed_refuses_scheduled_and_cancelled_mailings(
     assert (await api.post(f"{url}/retry-failed")).status_code == 409
     assert (await api.post(f"{url}/cancel")).status_code == 200
     assert (await api.post(f"{url}/retry-failed")).status_code == 409
+
+
+# --- opt-out ---------------------------------------------------------------------------------
+
+
+async def _client_ids(api: httpx.AsyncClient) -> list[int]:
+    page = (await api.get("/api/v1/clients", params={"limit": 1000})).json()
+    return sorted(c["id"] for c in page["items"])
+
+
+async def test_clients_opted_out_while_a_mailing_runs_receive_nothing_more(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    mailing = await _sending_slowly(api, clock, provider, start_engine)
+    ids = await _client_ids(api)
+    leaving = ids[-100:]  # claimed already (a claim takes far more than is sent at once)
+    opted_at: dict[int, float] = {}
+    phones: dict[int, int] = {}
+    for client_id in leaving:
+        response = await api.post(f"/api/v1/clients/{client_id}/opt-out")
+        opted_at[client_id] = clock().timestamp()
+        assert response.status_code == 200, response.text
+        assert response.json()["opted_out_at"] is not None
+        phones[int(response.json()["phone"])] = client_id
+    provider.configure(latency_ms=0)
+    await wait_for(lambda: completed(api, mailing["id"]))
+    for event in provider.received:
+        client_id = phones.get(event.phone or 0)
+        if client_id is not None:  # sent before its opt-out, or on its way then
+            assert event.at <= opted_at[client_id] + 0.05
+    reached = {phones[e.phone] for e in provider.received if e.phone in phones}
+    counts = (await get_stats(api, mailing["id"]))["stats"]
+    assert counts["cancelled"] == 100 - len(reached)
+    assert counts["cancelled"] > 0
+    assert counts["sent"] + counts["cancelled"] == 300
+    cancelled = await api.get(
+        f"/api/v1/mailings/{mailing['id']}/messages", params={"status": "cancelled"}
+    )
+    assert {m["last_error"] for m in cancelled.json()["items"]} == {"client opted out"}
+    _assert_nothing_twice(provider)
+    await assert_counters_match(app, mailing["id"])
+
+    again = await create_mailing(api, clock)
+    await wait_for(lambda: completed(api, again["id"]))
+    assert (await get_stats(api, again["id"]))["stats"]["total"] == 200
+
+    back = await api.post(f"/api/v1/clients/{leaving[0]}/opt-in")
+    assert back.status_code == 200
+    assert back.json()["opted_out_at"] is None
+    third = await create_mailing(api, clock)
+    await wait_for(lambda: completed(api, third["id"]))
+    assert (await get_stats(api, third["id"]))["stats"]["total"] == 201
+
+
+async def test_opt_out_twice_changes_nothing_and_unknown_clients_are_404(
+    api: httpx.AsyncClient,
+) -> None:
+    created = await api.post("/api/v1/clients", json={"phone": "79001112233"})
+    client_id = created.json()["id"]
+    first = (await api.post(f"/api/v1/clients/{client_id}/opt-out")).json()
+    second = (await api.post(f"/api/v1/clients/{client_id}/opt-out")).json()
+    assert first["opted_out_at"] == second["opted_out_at"] is not None
+    assert (await api.post("/api/v1/clients/999/opt-out")).status_code == 404
+    assert (await api.post("/api/v1/clients/999/opt-in")).status_code == 404

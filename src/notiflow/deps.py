@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notiflow.config import Settings
 from notiflow.core.clock import Clock
 from notiflow.db.session import transaction
+from notiflow.delivery.notify import Halt
 
 
 def get_settings(request: Request) -> Settings:
@@ -24,6 +25,12 @@ def get_clock(request: Request) -> Clock:
     return clock
 
 
+def get_halt(request: Request) -> Halt:
+    """Tells the engines of this process, once a transaction commits, what to stop sending."""
+    halt: Halt = request.app.state.engine_signal.halt
+    return halt
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with transaction(request.app.state.sessionmaker) as session:
         yield session
@@ -31,6 +38,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+HaltDep = Annotated[Halt, Depends(get_halt)]
 # scope="function": the transaction commits when the endpoint returns, before the answer is sent,
 # so a client never sees a 2xx for work that then failed to commit.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -16,7 +16,7 @@ from notiflow.core.body import JsonBody, read_body, require_media_type
 from notiflow.core.errors import error_responses
 from notiflow.core.pagination import Page, PageDep
 from notiflow.core.types import BlankIsNone, OperatorCode, Phone, Tag
-from notiflow.deps import ClockDep, SessionDep, SettingsDep
+from notiflow.deps import ClockDep, HaltDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/clients", tags=["clients"])
 # The import alone: create_app gives it its own body limit, NOTIFLOW_IMPORT_MAX_BYTES.
@@ -137,8 +137,42 @@ async def patch_client(
     description="Its messages not yet sent are cancelled and never sent; sent history is kept.",
     responses=error_responses(401, 404, 422),
 )
-async def delete_client(client_id: ClientId, session: SessionDep, clock: ClockDep) -> None:
-    await service.delete(session, client_id, clock=clock)
+async def delete_client(
+    client_id: ClientId, session: SessionDep, clock: ClockDep, halt: HaltDep
+) -> None:
+    await service.delete(session, client_id, clock=clock, halt=halt)
+
+
+@router.post(
+    "/{client_id}/opt-out",
+    summary="Opt a client out",
+    description=(
+        "The client receives nothing more: it is left out of every audience written from now "
+        "on, and its messages not sent yet, in every mailing, become cancelled with the reason "
+        "'client opted out' (no request for them starts once this answers). Opting out twice "
+        "changes nothing."
+    ),
+    responses=error_responses(401, 404, 422),
+)
+async def opt_out_client(
+    client_id: ClientId, session: SessionDep, clock: ClockDep, halt: HaltDep
+) -> ClientRead:
+    return ClientRead.model_validate(
+        await service.opt_out(session, client_id, clock=clock, halt=halt)
+    )
+
+
+@router.post(
+    "/{client_id}/opt-in",
+    summary="Opt a client back in",
+    description=(
+        "The client is in audiences again from now on; messages cancelled by its opt-out stay "
+        "cancelled."
+    ),
+    responses=error_responses(401, 404, 422),
+)
+async def opt_in_client(client_id: ClientId, session: SessionDep, clock: ClockDep) -> ClientRead:
+    return ClientRead.model_validate(await service.opt_in(session, client_id, clock=clock))
 
 
 @import_router.post(

@@ -66,6 +66,9 @@ class ClientRead(BaseModel):
     operator_code: str
     tag: str | None
     timezone: str
+    opted_out_at: datetime | None = Field(
+        default=None, description="When the client opted out; null: it receives mailings."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -18,6 +18,7 @@ from notiflow.core.clock import Clock
 from notiflow.core.errors import Conflict, InvalidInput, NotFound
 from notiflow.core.timezones import normalize_timezone
 from notiflow.core.types import check_operator_code, check_tag, check_text, normalize_phone
+from notiflow.delivery.notify import Halt, halt_after_commit
 from notiflow.messages import repository as messages
 from notiflow.models import Client
 
@@ -109,11 +110,42 @@ async def _flush(session: AsyncSession, client: Client) -> None:
         raise Conflict(f"phone {client.phone} already exists", field="phone") from exc
 
 
-async def delete(session: AsyncSession, client_id: int, *, clock: Clock) -> None:
+async def delete(
+    session: AsyncSession, client_id: int, *, clock: Clock, halt: Halt | None = None
+) -> None:
     await get(session, client_id)
     # Unsent messages are cancelled first, while they still point at the client.
     await messages.cancel_unsent_of_client(session, client_id, reason="client deleted", now=clock())
     await repository.remove(session, client_id)
+    await halt_after_commit(session, halt, "client", client_id)
+
+
+OPTED_OUT = "client opted out"
+
+
+async def opt_out(session: AsyncSession, client_id: int, *, clock: Clock, halt: Halt) -> Client:
+    """The client receives nothing more: it leaves every audience, and its messages not sent
+    yet are cancelled (no request for them starts once this commits)."""
+    client = await get(session, client_id)
+    if client.opted_out_at is not None:
+        return client
+    now = clock()
+    await messages.cancel_unsent_of_client(session, client_id, reason=OPTED_OUT, now=now)
+    client.opted_out_at = now
+    client.updated_at = now
+    await session.flush()
+    await halt_after_commit(session, halt, "client", client_id)
+    return client
+
+
+async def opt_in(session: AsyncSession, client_id: int, *, clock: Clock) -> Client:
+    """The client may receive mailings again (those whose audience is written from now on)."""
+    client = await get(session, client_id)
+    if client.opted_out_at is not None:
+        client.opted_out_at = None
+        client.updated_at = clock()
+        await session.flush()
+    return client
 
 
 async def list_page(

@@ -16,7 +16,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow.db.session import on_commit
 from notiflow.delivery.signal import HaltKind
+
+Halt = Callable[[HaltKind, int], None]
 
 CHANNEL = "notiflow_engine"
 log = logging.getLogger("notiflow.engine")
@@ -36,6 +39,17 @@ async def notify(session: AsyncSession, payload: str = "") -> None:
                 "payload": payload,
             },
         )
+
+
+async def halt_after_commit(
+    session: AsyncSession, halt: Halt | None, kind: HaltKind, ident: int
+) -> None:
+    """Once this transaction commits, tell every engine to start no request for this mailing or
+    client (this process's at once through ``halt``, others' by NOTIFY), then to look at the
+    database again."""
+    if halt is not None:
+        on_commit(session, lambda: halt(kind, ident))
+    await notify(session, f"{kind}:{ident}")
 
 
 def parse_halt(payload: str) -> tuple[HaltKind, int] | None:

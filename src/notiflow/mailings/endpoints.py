@@ -9,7 +9,7 @@ from notiflow.core.body import JsonBody
 from notiflow.core.errors import error_responses
 from notiflow.core.pagination import Page, PageDep
 from notiflow.core.types import BlankIsNone
-from notiflow.deps import ClockDep, SessionDep
+from notiflow.deps import ClockDep, HaltDep, SessionDep
 from notiflow.mailings import service
 from notiflow.mailings.schemas import (
     MailingCreate,
@@ -35,11 +35,6 @@ MailingId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The mailing's i
 def _notify(request: Request) -> service.Notify:
     notify: service.Notify = request.app.state.engine_signal.notify
     return notify
-
-
-def _halt(request: Request) -> service.Halt:
-    halt: service.Halt = request.app.state.engine_signal.halt
-    return halt
 
 
 def _read(mailing: Mailing, counts: MessageCounts) -> MailingRead:
@@ -170,8 +165,10 @@ async def patch_mailing(
     description="Sending stops and its messages are deleted.",
     responses=error_responses(401, 404, 422),
 )
-async def delete_mailing(mailing_id: MailingId, request: Request, session: SessionDep) -> None:
-    await service.delete(session, mailing_id, notify=_notify(request), halt=_halt(request))
+async def delete_mailing(
+    mailing_id: MailingId, request: Request, session: SessionDep, halt: HaltDep
+) -> None:
+    await service.delete(session, mailing_id, notify=_notify(request), halt=halt)
 
 
 @router.post(
@@ -193,10 +190,10 @@ async def start_mailing(
     responses=error_responses(401, 404, 409, 422),
 )
 async def cancel_mailing(
-    mailing_id: MailingId, request: Request, session: SessionDep, clock: ClockDep
+    mailing_id: MailingId, request: Request, session: SessionDep, clock: ClockDep, halt: HaltDep
 ) -> MailingRead:
     mailing = await service.cancel(
-        session, mailing_id, clock=clock, notify=_notify(request), halt=_halt(request)
+        session, mailing_id, clock=clock, notify=_notify(request), halt=halt
     )
     return await _read_one(session, mailing)
 
@@ -213,9 +210,9 @@ async def cancel_mailing(
     responses=error_responses(401, 404, 409, 422),
 )
 async def pause_mailing(
-    mailing_id: MailingId, request: Request, session: SessionDep, clock: ClockDep
+    mailing_id: MailingId, session: SessionDep, clock: ClockDep, halt: HaltDep
 ) -> MailingRead:
-    mailing = await service.pause(session, mailing_id, clock=clock, halt=_halt(request))
+    mailing = await service.pause(session, mailing_id, clock=clock, halt=halt)
     return await _read_one(session, mailing)
 
 

@@ -11,16 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notiflow.core.clock import Clock
 from notiflow.core.errors import Conflict, InvalidInput, NotFound
 from notiflow.db.session import on_commit
+from notiflow.delivery.notify import Halt, halt_after_commit
 from notiflow.delivery.notify import notify as engine_notify
 from notiflow.delivery.queue import scheduling
-from notiflow.delivery.signal import HaltKind
 from notiflow.mailings import repository
 from notiflow.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, SendWindow
 from notiflow.messages import repository as messages
 from notiflow.models import Mailing, MailingStatus, MessageStatus
 
 Notify = Callable[[], None]
-Halt = Callable[[HaltKind, int], None]
 
 # Fields a running (or paused) mailing may still change.
 RUNNING_EDITABLE = frozenset({"end_time", "send_window"})
@@ -73,14 +72,6 @@ async def _wake_engine(session: AsyncSession, notify: Notify) -> None:
     """Wake the engine once this transaction commits: this process's, and others' by NOTIFY."""
     on_commit(session, notify)
     await engine_notify(session)
-
-
-async def halt_engine(session: AsyncSession, halt: Halt | None, kind: HaltKind, ident: int) -> None:
-    """Once this transaction commits, tell every engine to start no request for this mailing or
-    client (this process's at once, others' by NOTIFY), then to look at the database."""
-    if halt is not None:
-        on_commit(session, lambda: halt(kind, ident))
-    await engine_notify(session, f"{kind}:{ident}")
 
 
 async def _start(mailing: Mailing, now: datetime, notify: Notify, session: AsyncSession) -> None:
@@ -202,7 +193,7 @@ async def cancel(
     await messages.cancel_unsent_of_mailing(
         session, mailing.id, reason="mailing cancelled", now=now
     )
-    await halt_engine(session, halt, "mailing", mailing.id)
+    await halt_after_commit(session, halt, "mailing", mailing.id)
     on_commit(session, notify)
     return mailing
 
@@ -214,7 +205,7 @@ async def delete(
     await messages.lock_of_mailing(session, mailing_id, unsent=False)
     await get(session, mailing_id, for_update=True)
     await repository.remove(session, mailing_id)
-    await halt_engine(session, halt, "mailing", mailing_id)
+    await halt_after_commit(session, halt, "mailing", mailing_id)
     on_commit(session, notify)
 
 
@@ -246,7 +237,7 @@ async def pause(
         raise Conflict(f"only a running mailing can be paused; this one is {mailing.status}")
     await _pause(mailing, reason=reason or PAUSED_BY_API, now=clock())
     await session.flush()
-    await halt_engine(session, halt, "mailing", mailing.id)
+    await halt_after_commit(session, halt, "mailing", mailing.id)
     return mailing
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, func, literal, or_, select, true, update
+from sqlalchemy import String, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,7 +89,7 @@ async def materialise(session: AsyncSession, mailing_id: int, now: datetime) -> 
         literal(now, UTCDateTime()),
         literal(now, UTCDateTime()),
         literal(now, UTCDateTime()),
-    ).where(true())  # SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT (parser ambiguity)
+    ).where(Client.opted_out_at.is_(None))
     if mailing.operator_codes:
         audience = audience.where(Client.operator_code.in_(mailing.operator_codes))
     if mailing.tags:
