@@ -288,10 +288,10 @@ async def test_clients_opted_out_while_a_mailing_runs_receive_nothing_more(
     provider.configure(latency_ms=0)
     await wait_for(lambda: completed(api, mailing["id"]))
     for event in provider.received:
-        client_id = phones.get(event.phone or 0)
-        if client_id is not None:  # sent before its opt-out, or on its way then
-            assert event.at <= opted_at[client_id] + 0.05
-    reached = {phones[e.phone] for e in provider.received if e.phone in phones}
+        leaver = phones.get(event.phone or 0)
+        if leaver is not None:  # sent before its opt-out, or on its way then
+            assert event.at <= opted_at[leaver] + 0.05
+    reached = {phones[p] for e in provider.received if (p := e.phone or 0) in phones}
     counts = (await get_stats(api, mailing["id"]))["stats"]
     assert counts["cancelled"] == 100 - len(reached)
     assert counts["cancelled"] > 0
