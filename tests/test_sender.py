@@ -22,7 +22,7 @@ from notiflow.db.session import transaction
 from notiflow.delivery.gate import Ticket
 from notiflow.delivery.health import Loops
 from notiflow.delivery.policy import SENT, Outcome, Verdict
-from notiflow.delivery.queue import scheduling
+from notiflow.delivery.queue import claims, scheduling
 from notiflow.delivery.records import Done
 from notiflow.delivery.sender import Sender
 from notiflow.models import Client, Message, MessageStatus
@@ -283,6 +283,27 @@ async def test_renewed_leases_keep_messages_this_workers(harness: Harness) -> No
     assert leases == {h.clock.now + timedelta(seconds=3)}  # …until the renewal
     await sender._chain()
     assert len(h.provider.requests) == 3
+
+
+async def test_a_late_heartbeat_does_not_win_back_leases_another_worker_took(
+    harness: Harness,
+) -> None:
+    """A worker held up longer than a lease (an overloaded machine) finds its messages taken
+    back by another worker's scheduler; its next renewal must not make them its own again."""
+    h = harness
+    mailing_id = await h.mailing(3)
+    sender = h.make(send_lease_seconds=3, provider_timeout=1)
+    await sender._refresh(force=True)
+    assert await sender._claim(3) == 3
+    h.time.now += 4
+    h.clock.advance(seconds=4)
+    async with transaction(h.app.state.sessionmaker) as session:
+        assert await claims.reclaim_expired_leases(session, h.clock.now) == 3
+    await sender.leases.renew()  # late: renews nothing in the database
+    await sender._chain()
+    assert h.provider.requests == []
+    await sender.outbox.flush()
+    assert {(m.status, m.claimed_by) for m in await h.messages(mailing_id)} == {("pending", None)}
 
 
 async def test_what_waits_unwritten_is_bounded(harness: Harness) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,6 +34,7 @@ class Leases:
         loops: Loops,
         write_lock: asyncio.Lock,
         holding: Callable[[], bool],
+        held: Callable[[], Iterable[Claimed]],
     ) -> None:
         self.seconds = seconds
         self.margin = min(1.0, 0.1 * seconds)
@@ -44,7 +45,7 @@ class Leases:
         self._loops = loops
         self._write_lock = write_lock  # the outbox's: one write of this worker's rows at a time
         self._holding = holding
-        self._renewed_until = 0.0  # monotonic: every lease held when a renewal began lasts this
+        self._held = held  # the messages still to be sent
         loops.register("leases", period=seconds / 3)
 
     def claimed(self, items: list[Claimed], *, began: float) -> None:
@@ -55,17 +56,24 @@ class Leases:
     def holds(self, claimed: Claimed, seconds: float, now: float) -> bool:
         """Whether this worker surely holds ``claimed``'s lease for ``seconds`` after ``now``
         (monotonic)."""
-        deadline = max(claimed.lease_deadline, self._renewed_until)
-        return now + seconds + self.margin < deadline
+        return now + seconds + self.margin < claimed.lease_deadline
 
     async def renew(self) -> None:
-        """Renew the lease of every message this worker holds, in the database and here."""
+        """Renew the lease of every message this worker holds, in the database and here.
+
+        Only the rows the database renewed count: a message whose lease ran out while this
+        worker was held up (a long pause of the process, an overloaded machine) and that another
+        worker took back meanwhile is no longer this worker's, and must not be sent by it.
+        """
         began, now = self._monotonic(), self._clock()
         async with self._write_lock, transaction(self._sessionmaker) as session:
-            await claims.renew_leases(
+            renewed = await claims.renew_leases(
                 session, worker=self._worker, until=now + timedelta(seconds=self.seconds)
             )
-        self._renewed_until = began + self.seconds
+        deadline = began + self.seconds
+        for item in self._held():
+            if item.id in renewed and item.lease_deadline < deadline:
+                item.lease_deadline = deadline
 
     async def run(self, stop: asyncio.Event) -> None:
         """The heartbeat: renew every third of a lease while anything is held."""

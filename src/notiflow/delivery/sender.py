@@ -112,6 +112,7 @@ class Sender:
             loops=loops,
             write_lock=self.outbox.lock,
             holding=lambda: bool(self._ready or self._in_flight or len(self.outbox)),
+            held=self._held,
         )
         # How many messages to hold (claimed, not yet sent): batches beyond the requests in
         # flight keep the provider busy while a claim is in the database, even when a busy
@@ -163,6 +164,12 @@ class Sender:
     @property
     def sent(self) -> int:
         return self.outbox.sent
+
+    def _held(self) -> list[Claimed]:
+        """The messages this worker holds and has not sent yet (or is sending now)."""
+        held = list(self._ready)
+        held.extend(item for item in self._in_flight.values() if item is not None)
+        return held
 
     # --- one message --------------------------------------------------------------------------
 

@@ -223,17 +223,19 @@ async def back_to_pending(session: AsyncSession, condition: Any, *, now: datetim
     return sum(per_mailing.values())
 
 
-async def renew_leases(session: AsyncSession, *, worker: str, until: datetime) -> int:
-    """Extend the lease of every message this worker still holds (its heartbeat)."""
+async def renew_leases(session: AsyncSession, *, worker: str, until: datetime) -> set[int]:
+    """Extend the lease of every message this worker still holds (its heartbeat); return their
+    ids (a message another worker took back is not among them)."""
     held = (Message.status == SENDING, Message.claimed_by == worker)
     await lock_in_id_order(session, Message.id, *held)
     result = await session.execute(
         update(Message)
         .where(*held)
         .values(lease_expires_at=until)
+        .returning(Message.id)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return set(result.scalars())
 
 
 async def reclaim_expired_leases(session: AsyncSession, now: datetime) -> int:
