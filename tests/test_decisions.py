@@ -258,3 +258,38 @@ def test_the_ready_queue_serves_each_mailing_in_turn() -> None:
     order = [ready.popleft().id for _ in range(7)]
     assert order == [0, 10, 1, 11, 2, 3, 4]
     assert not ready
+
+
+# --- the auto-pause rule ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "paused_after"),
+    [
+        ("ffff", 4),  # a full window of failures
+        ("fff", None),  # the window is not full yet
+        ("ffok", 4),  # 2 of 4 reach the 50 % ratio
+        ("fooofooo", None),  # a quarter fails, never half
+        ("ooooffoo", 6),  # judged on the last four only: o o f f
+    ],
+)
+def test_failure_watch(outcomes: str, paused_after: int | None) -> None:
+    from notiflow.delivery.watch import FailureWatch
+
+    watch = FailureWatch(ratio=0.5, window=4)
+    reasons = [watch.record(7, failed=o == "f") for o in outcomes.replace("k", "o")]
+    judged = [i + 1 for i, reason in enumerate(reasons) if reason is not None]
+    assert judged[:1] == ([] if paused_after is None else [paused_after])
+    if paused_after is not None:
+        assert "of its last 4 attempts failed" in str(reasons[paused_after - 1])
+
+
+def test_failure_watch_keeps_mailings_apart_and_forgets_finished_ones() -> None:
+    from notiflow.delivery.watch import FailureWatch
+
+    watch = FailureWatch(ratio=1.0, window=2)
+    assert watch.record(1, failed=True) is None
+    assert watch.record(2, failed=True) is None
+    watch.retain({2})
+    assert watch.record(1, failed=True) is None  # mailing 1 starts afresh
+    assert watch.record(2, failed=True) is not None

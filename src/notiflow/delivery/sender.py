@@ -140,6 +140,7 @@ class Sender:
             else None
         )
         self._background: set[asyncio.Task[None]] = set()
+        self._pausing: set[int] = set()  # auto-paused here, not stored yet
         self._rotation = 0
         # Send chains: each task sends claimed messages one after another; the value is the
         # message it is sending now (None between two, e.g. while the rate limit holds it).
@@ -335,19 +336,28 @@ class Sender:
         task.add_done_callback(self._background.discard)
 
     async def _auto_pause(self, mailing_id: int, reason: str) -> None:
+        """Store the pause, trying again until it is stored (or the mailing no longer runs);
+        meanwhile this worker sends nothing more for it."""
+        self._pausing.add(mailing_id)
+        delay = 0.1
         try:
-            async with transaction(self._sessionmaker) as session:
-                paused = await pause_by_engine(
-                    session, mailing_id, reason=reason, now=self._clock()
-                )
-        except Exception:
-            log.exception("auto-pause of mailing_id=%s failed; it keeps running", mailing_id)
-            self._halted.pop(mailing_id, None)
+            while not self._stopping:
+                try:
+                    async with transaction(self._sessionmaker) as session:
+                        paused = await pause_by_engine(
+                            session, mailing_id, reason=reason, now=self._clock()
+                        )
+                except Exception:
+                    log.exception("auto-pause of mailing_id=%s failed; trying again", mailing_id)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                if paused:
+                    log.warning("mailing_id=%s paused: %s", mailing_id, reason)
+                return
+        finally:
+            self._pausing.discard(mailing_id)
             self._wake.set()
-            return
-        if paused:
-            log.warning("mailing_id=%s paused: %s", mailing_id, reason)
-        self._wake.set()
 
     async def _refresh(self, force: bool = False) -> None:
         began = self._monotonic()
@@ -356,10 +366,18 @@ class Sender:
         async with transaction(self._sessionmaker) as session:
             active = await claims.active_mailings(session)
             self._prune_halts(began)
-            halted = self._halted
-            if halted:  # halted after this refresh began: the database may predate its change
-                active = [m for m in active if halted.get(m.id, float("-inf")) < began]
+            halted, pausing = self._halted, self._pausing
+            if halted or pausing:
+                # Halted after this refresh began (the database may predate its change), or
+                # being paused by this worker: not running as far as this worker is concerned.
+                active = [
+                    m
+                    for m in active
+                    if halted.get(m.id, float("-inf")) < began and m.id not in pausing
+                ]
             self._know({m.id: m for m in active})
+            if self._watch is not None:
+                self._watch.retain(self._mailings)
             self._texts = {
                 m.id: self._texts.get(m.id) or ProviderClient.encode_text(m.text) for m in active
             }
@@ -593,6 +611,8 @@ class Sender:
         now = self._clock()
         for item in leftover:
             self.outbox.put(decisions.give_back(item, at=now))
+        if self._background:  # an auto-pause being stored
+            await asyncio.wait(set(self._background), timeout=DRAIN_WRITE_SECONDS)
         heartbeat.cancel()
         await self._claims.close()
         await self.outbox.close(within=DRAIN_WRITE_SECONDS)

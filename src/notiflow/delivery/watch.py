@@ -8,6 +8,7 @@ provider is down); this looks at each mailing on its own.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Container
 
 
 class FailureWatch:
@@ -42,3 +43,8 @@ class FailureWatch:
     def forget(self, mailing_id: int) -> None:
         self._recent.pop(mailing_id, None)
         self._failures.pop(mailing_id, None)
+
+    def retain(self, running: Container[int]) -> None:
+        """Forget the mailings that no longer run."""
+        for mailing_id in [m for m in self._recent if m not in running]:
+            self.forget(mailing_id)
