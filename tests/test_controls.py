@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.delivery_support import (
+    SANDBOX_TOKEN,
     LiveClock,
     ThreadedSandbox,
     assert_accepted_twice_only_when_the_answer_was_lost,
@@ -344,3 +345,85 @@ async def test_opt_out_twice_changes_nothing_and_unknown_clients_are_404(
     assert first["opted_out_at"] == second["opted_out_at"] is not None
     assert (await api.post("/api/v1/clients/999/opt-out")).status_code == 404
     assert (await api.post("/api/v1/clients/999/opt-in")).status_code == 404
+
+
+# --- test sends --------------------------------------------------------------------------------
+
+
+async def test_a_test_send_reaches_the_provider_and_stays_out_of_the_statistics(
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    await start_engine()
+    mailing = await create_mailing(api, clock, start_in=600)
+    url = f"/api/v1/mailings/{mailing['id']}"
+    response = await api.post(f"{url}/test", json={"phone": "+79000000001"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["verdict"] == "sent"
+    assert body["status_code"] == 200
+    assert body["answer"] == '{"code": 0, "message": "OK"}' or '"code"' in body["answer"]
+    assert body["provider_message_id"] == 2**62 + body["id"]
+    (request,) = provider.received
+    assert (request.id, request.phone) == (2**62 + body["id"], 79000000001)
+    assert request.text == "hello from the tests"
+
+    provider.configure(reject_rate=1)
+    refused = (await api.post(f"{url}/test", json={"phone": "79000000002"})).json()
+    assert refused["verdict"] == "fail"
+    assert refused["status_code"] == 400
+    assert refused["error"].startswith("HTTP 400")
+
+    listed = (await api.get(f"{url}/tests")).json()
+    assert [t["id"] for t in listed["items"]] == [refused["id"], body["id"]]
+    assert listed["items"][1]["answer"] is None
+    stats = (await get_stats(api, mailing["id"]))["stats"]
+    assert stats["total"] == 0
+    assert (await api.get(url)).json()["status"] == "scheduled"
+
+
+async def test_a_test_send_to_a_client_and_what_it_refuses(
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    await start_engine()
+    mailing = await create_mailing(api, clock, start_in=600)
+    url = f"/api/v1/mailings/{mailing['id']}/test"
+    client = (await api.post("/api/v1/clients", json={"phone": "79001112233"})).json()
+    sent = await api.post(url, json={"client_id": client["id"]})
+    assert sent.status_code == 200, sent.text
+    assert (sent.json()["client_id"], sent.json()["phone"]) == (client["id"], "79001112233")
+    both = await api.post(url, json={"client_id": client["id"], "phone": "79001112233"})
+    assert both.status_code == 422
+    assert "exactly one" in both.json()["detail"]
+    assert (await api.post(url, json={})).status_code == 422
+    assert (await api.post(url, json={"client_id": 999})).status_code == 404
+    assert (
+        await api.post("/api/v1/mailings/999/test", json={"phone": "79001112233"})
+    ).status_code == 404
+    await api.post(f"/api/v1/clients/{client['id']}/opt-out")
+    opted = await api.post(url, json={"phone": "79001112233"})
+    assert opted.status_code == 409
+    assert "opted out" in opted.json()["detail"]
+    assert len(provider.received) == 1
+
+
+async def test_a_test_send_without_an_engine_uses_the_configured_provider(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox
+) -> None:
+    mailing = await create_mailing(api, clock, start_in=600)
+    url = f"/api/v1/mailings/{mailing['id']}/test"
+    none = await api.post(url, json={"phone": "79000000001"})
+    assert none.status_code == 503
+    assert "NOTIFLOW_PROVIDER_URL" in none.json()["detail"]
+    app.state.settings = app.state.settings.model_copy(
+        update={"provider_url": provider.url, "provider_token": SANDBOX_TOKEN}
+    )
+    sent = await api.post(url, json={"phone": "79000000001"})
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["verdict"] == "sent"
+    assert len(provider.received) == 1

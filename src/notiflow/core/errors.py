@@ -99,6 +99,11 @@ class PayloadTooLarge(AppError):
     error_type = "too_large"
 
 
+class ServiceUnavailable(AppError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    error_type = "unavailable"
+
+
 def _field_path(loc: Sequence[Any]) -> str:
     parts = [str(part) for part in loc]
     if parts and parts[0] in {"body", "query", "path", "header"}:
@@ -181,5 +186,6 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "Body over its size limit; the answer names the limit and the setting to raise.",
         415: "Unsupported content type.",
         422: "Invalid input; `errors` names each field and what is wrong.",
+        503: "A part it needs is unavailable (the database, or the provider); try again.",
     }
     return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}

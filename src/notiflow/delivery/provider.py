@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
@@ -11,6 +13,16 @@ from yarl import URL
 from notiflow.delivery.policy import Outcome, classify_exception, classify_response
 
 MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderAnswer:
+    """What the provider said to one request, in full (for a test send)."""
+
+    outcome: Outcome
+    status_code: int | None  # None: no answer (timeout, connection error)
+    body: str  # the start of the answer's body
+    latency_ms: int
 
 
 class Provider(Protocol):
@@ -58,6 +70,39 @@ class ProviderClient:
     def encode_text(text: str) -> bytes:
         """The JSON form of a mailing's text, made once per mailing rather than per message."""
         return json.dumps(text, ensure_ascii=False).encode()
+
+    async def try_once(
+        self, message_id: int, phone: str, text: str, *, seconds: float
+    ) -> ProviderAnswer:
+        """One request outside any mailing (a test send), with what the provider said."""
+        assert self._session is not None, "use the client as an async context manager"
+        body = b'{"id": %d, "phone": %s, "text": %s}' % (
+            message_id,
+            phone.encode(),
+            self.encode_text(text),
+        )
+        began = time.monotonic()
+        status: int | None = None
+        payload = b""
+        try:
+            async with self._session.post(
+                self._url.with_path(f"{self._path}/{message_id}", encoded=True),
+                data=body,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+            ) as response:
+                status = response.status
+                payload = await response.content.read(MAX_BODY)
+                outcome = classify_response(
+                    status, payload, retry_after=response.headers.get("Retry-After")
+                )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            outcome = classify_exception(exc)
+        return ProviderAnswer(
+            outcome=outcome,
+            status_code=status,
+            body=payload[:500].decode("utf-8", "replace"),
+            latency_ms=round((time.monotonic() - began) * 1000),
+        )
 
     async def send(self, message_id: int, phone: str, text: bytes, *, seconds: float) -> Outcome:
         """One attempt of at most ``seconds``; never raises for what the provider does.

@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow.config import Settings
 from notiflow.core.body import JsonBody
-from notiflow.core.errors import error_responses
+from notiflow.core.errors import ServiceUnavailable, error_responses
 from notiflow.core.pagination import Page, PageDep
 from notiflow.core.types import BlankIsNone
-from notiflow.deps import ClockDep, HaltDep, SessionDep
-from notiflow.mailings import service
+from notiflow.db.session import commit
+from notiflow.delivery.provider import ProviderClient
+from notiflow.deps import ClockDep, HaltDep, SessionDep, SettingsDep
+from notiflow.mailings import service, test_sends
 from notiflow.mailings.schemas import (
     MailingCreate,
     MailingFilter,
@@ -20,6 +25,8 @@ from notiflow.mailings.schemas import (
     RetryFailed,
     RetryFailedRead,
     SendWindow,
+    TestSendCreate,
+    TestSendRead,
 )
 from notiflow.messages import service as messages
 from notiflow.messages.schemas import MessageRead
@@ -248,7 +255,7 @@ async def retry_failed(
     request: Request,
     session: SessionDep,
     clock: ClockDep,
-    data: Annotated[RetryFailed | None, Body()] = None,
+    data: Annotated[RetryFailed | None, Body(examples=[{"include_expired": True}])] = None,
 ) -> RetryFailedRead:
     data = data or RetryFailed()
     mailing, requeued = await service.retry_failed(
@@ -260,6 +267,103 @@ async def retry_failed(
         notify=_notify(request),
     )
     return RetryFailedRead(requeued=requeued, mailing=await _read_one(session, mailing))
+
+
+@router.post(
+    "/{mailing_id}/test",
+    dependencies=[JsonBody],
+    summary="Send a test of a mailing to one phone",
+    description=(
+        "Sends this mailing's text now, whatever its status and send window, to one phone (or "
+        "client) through the provider, and returns the provider's answer. Nothing is retried, "
+        "and the mailing's statistics are not touched: test sends are listed apart, at "
+        "GET /mailings/{id}/tests. The provider gets the id 2^62 + the test send's id, so it "
+        "never confuses a test with a message. 409 for an opted-out client; 503 when no "
+        "provider is configured in this process."
+    ),
+    responses=error_responses(401, 404, 409, 413, 415, 422, 503),
+)
+async def test_send(
+    mailing_id: MailingId,
+    data: TestSendCreate,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> TestSendRead:
+    record, text = await test_sends.begin(
+        session, mailing_id, phone=data.phone, client_id=data.client_id, now=clock()
+    )
+    # No transaction is open while the provider answers (on SQLite it would hold the write lock).
+    await commit(session)
+    async with _provider(request, settings) as provider:
+        answer = await provider.try_once(
+            test_sends.provider_id(record),
+            record.phone,
+            text,
+            seconds=settings.provider_timeout,
+        )
+    record = await test_sends.finish(session, record.id, answer)
+    return TestSendRead(
+        **{name: getattr(record, name) for name in _TEST_SEND_FIELDS},
+        provider_message_id=test_sends.provider_id(record),
+        answer=answer.body,
+    )
+
+
+_TEST_SEND_FIELDS = (
+    "id",
+    "mailing_id",
+    "client_id",
+    "phone",
+    "verdict",
+    "status_code",
+    "error",
+    "latency_ms",
+    "created_at",
+)
+
+
+@asynccontextmanager
+async def _provider(request: Request, settings: Settings) -> AsyncIterator[ProviderClient]:
+    """The provider this process sends to: the engine's, or one made for this request."""
+    engine = request.app.state.engine
+    if engine is not None:
+        yield engine.provider
+        return
+    if settings.provider_url is None:
+        raise ServiceUnavailable(
+            "no provider is configured in this process: set NOTIFLOW_PROVIDER_URL"
+        )
+    async with ProviderClient(
+        settings.provider_url, settings.provider_token, concurrency=1
+    ) as provider:
+        yield provider
+
+
+@router.get(
+    "/{mailing_id}/tests",
+    summary="List a mailing's test sends, newest first",
+    responses=error_responses(401, 404, 422),
+)
+async def list_test_sends(
+    mailing_id: MailingId, session: SessionDep, page: PageDep
+) -> Page[TestSendRead]:
+    rows, total = await test_sends.list_page(
+        session, mailing_id, limit=page.limit, offset=page.offset
+    )
+    return Page[TestSendRead](
+        items=[
+            TestSendRead(
+                **{name: getattr(r, name) for name in _TEST_SEND_FIELDS},
+                provider_message_id=test_sends.provider_id(r),
+            )
+            for r in rows
+        ],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
 
 
 @router.get(

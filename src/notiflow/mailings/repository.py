@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow import counters
-from notiflow.models import Mailing, MailingStatus, Message
+from notiflow.models import Mailing, MailingStatus, Message, TestSend
 
 
 async def get(
@@ -46,3 +46,14 @@ async def list_page(
         count = count.where(Mailing.status == status.value)
     rows = await session.scalars(query.order_by(Mailing.id.desc()).limit(limit).offset(offset))
     return rows.all(), int(await session.scalar(count) or 0)
+
+
+async def test_sends(
+    session: AsyncSession, mailing_id: int, *, limit: int, offset: int
+) -> tuple[Sequence[TestSend], int]:
+    where = TestSend.mailing_id == mailing_id
+    rows = await session.scalars(
+        select(TestSend).where(where).order_by(TestSend.id.desc()).limit(limit).offset(offset)
+    )
+    total = await session.scalar(select(func.count()).select_from(TestSend).where(where))
+    return rows.all(), int(total or 0)

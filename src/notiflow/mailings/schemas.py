@@ -12,7 +12,7 @@ from pydantic import (
     model_validator,
 )
 
-from notiflow.core.types import OperatorCode, SafeText, Tag, UtcDatetime
+from notiflow.core.types import OperatorCode, Phone, SafeText, Tag, UtcDatetime
 from notiflow.models import MailingStatus
 from notiflow.stats.schemas import MessageCounts
 
@@ -163,5 +163,76 @@ class RetryFailed(BaseModel):
 
 
 class RetryFailedRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "requeued": 12,
+                    "mailing": {
+                        "id": 7,
+                        **_MAILING_EXAMPLE,
+                        "status": "running",
+                        "paused_reason": None,
+                        "created_at": "2026-11-22T10:00:00Z",
+                        "updated_at": "2026-11-22T10:00:00Z",
+                        "stats": MessageCounts().model_dump(),
+                    },
+                }
+            ]
+        }
+    )
+
     requeued: int = Field(description="How many messages went back to the queue.")
     mailing: MailingRead
+
+
+class TestSendCreate(BaseModel):
+    """Where to send the test: a phone, or a client (exactly one)."""
+
+    __test__ = False  # not a pytest test class, despite its name
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"phone": "79001234567"}]}
+    )
+
+    phone: Phone | None = Field(default=None, description="Any phone, client or not.")
+    client_id: int | None = Field(default=None, ge=1, le=2**63 - 1, description="A client's id.")
+
+
+class TestSendRead(BaseModel):
+    __test__ = False
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 3,
+                    "mailing_id": 7,
+                    "client_id": None,
+                    "phone": "79001234567",
+                    "provider_message_id": 2**62 + 3,
+                    "verdict": "sent",
+                    "status_code": 200,
+                    "error": None,
+                    "latency_ms": 84,
+                    "answer": '{"code": 0, "message": "OK"}',
+                    "created_at": "2026-11-22T10:00:00Z",
+                }
+            ]
+        },
+    )
+
+    id: int
+    mailing_id: int
+    client_id: int | None
+    phone: str
+    provider_message_id: int = Field(
+        description="The id sent to the provider: 2^62 + id, apart from every message's id."
+    )
+    verdict: str = Field(description="sent · retry · fail · unauthorized: what the answer means.")
+    status_code: int | None = Field(description="The provider's HTTP status; null: no answer.")
+    error: str | None = Field(description="What went wrong, when it did.")
+    latency_ms: int
+    answer: str | None = Field(
+        default=None, description="The start of the provider's answer (only right after sending)."
+    )
+    created_at: datetime
