@@ -19,6 +19,7 @@ from tests.delivery_support import (
     wait_for,
     wait_until,
 )
+from tests.helpers import iso
 from tests.test_delivery import (
     StartEngine,
     assert_counters_match,
@@ -427,3 +428,59 @@ async def test_a_test_send_without_an_engine_uses_the_configured_provider(
     assert sent.status_code == 200, sent.text
     assert sent.json()["verdict"] == "sent"
     assert len(provider.received) == 1
+
+
+# --- audience preview --------------------------------------------------------------------------
+
+
+async def test_audience_preview_counts_matches_opt_outs_and_the_open_window(
+    api: httpx.AsyncClient, clock: LiveClock
+) -> None:
+    rows = ["phone,operator_code,tag,timezone"]
+    for i in range(40):
+        code = "900" if i % 2 else "916"
+        tag = ("vip", "new", "")[i % 3]
+        zone = "UTC" if i < 20 else "+06:00"
+        rows.append(f"7{code}{i:07d},{code},{tag},{zone}")
+    body = "\n".join(rows) + "\n"
+    imported = await api.post(
+        "/api/v1/clients/import", content=body, headers={"Content-Type": "text/csv"}
+    )
+    assert imported.json()["created"] == 40, imported.text
+    clients = (await api.get("/api/v1/clients", params={"limit": 100})).json()["items"]
+    vip_900 = [c for c in clients if c["operator_code"] == "900" and c["tag"] == "vip"]
+    await api.post(f"/api/v1/clients/{vip_900[0]['id']}/opt-out")
+    hour = clock().hour
+    window = {"start": f"{hour:02d}:00", "end": f"{(hour + 1) % 24:02d}:00"}
+    mailing = {
+        "text": "preview",
+        "start_time": iso(clock() + timedelta(hours=1)),
+        "end_time": iso(clock() + timedelta(hours=2)),
+        "filter": {"operator_codes": ["900"], "tags": ["vip"]},
+        "send_window": window,
+    }
+    before = (await api.get("/api/v1/mailings")).json()["total"]
+    response = await api.post("/api/v1/mailings/preview", json=mailing)
+    assert response.status_code == 200, response.text
+    preview = response.json()
+    in_utc = [c for c in vip_900 if c["timezone"] == "UTC"]
+    assert preview["matching"] == len(vip_900)
+    assert preview["opted_out"] == 1
+    assert preview["audience"] == len(vip_900) - 1
+    assert preview["in_window_now"] == len(in_utc) - (vip_900[0]["timezone"] == "UTC")
+    assert [c["id"] for c in preview["sample"]] == [c["id"] for c in vip_900[1:11]]
+    assert (await api.get("/api/v1/mailings")).json()["total"] == before  # nothing written
+
+    everyone = (await api.post("/api/v1/mailings/preview", json={**mailing, "filter": None})).json()
+    assert (everyone["matching"], everyone["opted_out"], everyone["audience"]) == (40, 1, 39)
+    assert everyone["in_window_now"] == 20 - (vip_900[0]["timezone"] == "UTC")
+    assert len(everyone["sample"]) == 10
+
+    created = await api.post("/api/v1/mailings", json=mailing)
+    by_id = (await api.get(f"/api/v1/mailings/{created.json()['id']}/audience")).json()
+    assert by_id == preview
+    no_window = {**mailing, "send_window": None}
+    assert (await api.post("/api/v1/mailings/preview", json=no_window)).json()[
+        "in_window_now"
+    ] is None
+    assert (await api.get("/api/v1/mailings/999/audience")).status_code == 404

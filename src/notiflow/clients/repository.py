@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, select, text, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, text, true, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -135,3 +135,43 @@ async def upsert_many(
     batch = [{**row, "created_at": now, "updated_at": now} for row in rows]
     for start in range(0, len(batch), _CHUNK):
         await session.execute(statement, batch[start : start + _CHUNK])
+
+
+# --- audiences -------------------------------------------------------------------------------
+
+
+def audience_condition(operator_codes: Sequence[str], tags: Sequence[str]) -> Any:
+    """Which clients a mailing's filter selects (opted-out ones aside): an operator code in
+    ``operator_codes`` and a tag in ``tags``, an empty list matching every client; the tag ""
+    stands for clients without a tag."""
+    conditions: list[Any] = []
+    if operator_codes:
+        conditions.append(Client.operator_code.in_(list(operator_codes)))
+    if tags:
+        named = [tag for tag in tags if tag]
+        either = [Client.tag.in_(named)] if named else []
+        if len(named) < len(tags):
+            either.append(Client.tag.is_(None))
+        conditions.append(or_(*either))
+    return and_(true(), *conditions)
+
+
+async def audience_by_timezone(
+    session: AsyncSession, condition: Any, *, opted_out: bool
+) -> dict[str, int]:
+    """How many clients match ``condition`` in each time zone, among those who opted out or
+    among everyone (both read from an index alone)."""
+    query = select(Client.timezone, func.count()).where(condition).group_by(Client.timezone)
+    if opted_out:
+        query = query.where(Client.opted_out_at.is_not(None))
+    return {zone: int(count) for zone, count in await session.execute(query)}
+
+
+async def audience_sample(session: AsyncSession, condition: Any, *, limit: int) -> Sequence[Client]:
+    rows = await session.scalars(
+        select(Client)
+        .where(condition, Client.opted_out_at.is_(None))
+        .order_by(Client.id)
+        .limit(limit)
+    )
+    return rows.all()

@@ -52,3 +52,9 @@ def next_opening(now: datetime, *, start: time, end: time, timezone: str) -> dat
         if opening > now:
             return opening
     raise AssertionError("a window opens at least once a day")  # pragma: no cover
+
+
+def is_open(now: datetime, *, start: time, end: time, timezone: str) -> bool:
+    """Whether the window is open at ``now`` in ``timezone``."""
+    local = now.astimezone(get_tzinfo(timezone))
+    return _inside(local.time().replace(tzinfo=None), start, end)

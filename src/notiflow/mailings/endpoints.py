@@ -17,6 +17,7 @@ from notiflow.delivery.provider import ProviderClient
 from notiflow.deps import ClockDep, HaltDep, SessionDep, SettingsDep
 from notiflow.mailings import service, test_sends
 from notiflow.mailings.schemas import (
+    AudiencePreview,
     MailingCreate,
     MailingFilter,
     MailingPatch,
@@ -84,6 +85,26 @@ async def create_mailing(
 ) -> MailingRead:
     mailing = await service.create(session, data=data, clock=clock, notify=_notify(request))
     return await _read_one(session, mailing)
+
+
+@router.post(
+    "/preview",
+    dependencies=[JsonBody],
+    summary="Preview the audience of a mailing before creating it",
+    description=(
+        "Takes the same body as creating a mailing and writes nothing: how many clients the "
+        "filter selects, how many of them opted out, a sample of the audience, and with a send "
+        "window how many are inside it now. Counted from indexes, so it is fast on millions of "
+        "clients."
+    ),
+    responses=error_responses(401, 413, 415, 422),
+)
+async def preview_audience(
+    data: MailingCreate, session: SessionDep, clock: ClockDep
+) -> AudiencePreview:
+    return await service.preview(
+        session, flt=data.filter or MailingFilter(), window=data.send_window, now=clock()
+    )
 
 
 @router.get("", summary="List mailings, newest first", responses=error_responses(401, 422))
@@ -203,6 +224,21 @@ async def cancel_mailing(
         session, mailing_id, clock=clock, notify=_notify(request), halt=halt
     )
     return await _read_one(session, mailing)
+
+
+@router.get(
+    "/{mailing_id}/audience",
+    summary="Preview the audience of a mailing",
+    description=(
+        "As POST /mailings/preview, for this mailing's filter and send window as they are now. "
+        "Once the mailing started, its messages are its audience: see its stats."
+    ),
+    responses=error_responses(401, 404, 422),
+)
+async def mailing_audience(
+    mailing_id: MailingId, session: SessionDep, clock: ClockDep
+) -> AudiencePreview:
+    return await service.audience_of(session, mailing_id, now=clock())
 
 
 @router.post(

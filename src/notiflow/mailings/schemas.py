@@ -12,6 +12,7 @@ from pydantic import (
     model_validator,
 )
 
+from notiflow.clients.schemas import ClientRead
 from notiflow.core.types import OperatorCode, Phone, SafeText, Tag, UtcDatetime
 from notiflow.models import MailingStatus
 from notiflow.stats.schemas import MessageCounts
@@ -236,3 +237,27 @@ class TestSendRead(BaseModel):
         default=None, description="The start of the provider's answer (only right after sending)."
     )
     created_at: datetime
+
+
+class AudiencePreview(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "matching": 120_400,
+                    "opted_out": 400,
+                    "audience": 120_000,
+                    "in_window_now": 80_250,
+                    "sample": [],
+                }
+            ]
+        }
+    )
+
+    matching: int = Field(description="Clients the filter selects, opted-out ones included.")
+    opted_out: int = Field(description="Of those, clients who opted out: they get nothing.")
+    audience: int = Field(description="Clients the mailing would be sent to.")
+    in_window_now: int | None = Field(
+        description="Of the audience, clients whose send window is open now; null: no window."
+    )
+    sample: list[ClientRead] = Field(description="Up to 10 clients of the audience, by id.")

@@ -8,14 +8,23 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow.clients import repository as clients
+from notiflow.clients.schemas import ClientRead
 from notiflow.core.clock import Clock
 from notiflow.core.errors import Conflict, InvalidInput, NotFound
 from notiflow.db.session import on_commit
 from notiflow.delivery.notify import Halt, halt_after_commit
 from notiflow.delivery.notify import notify as engine_notify
 from notiflow.delivery.queue import scheduling
+from notiflow.delivery.window import is_open
 from notiflow.mailings import repository
-from notiflow.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, SendWindow
+from notiflow.mailings.schemas import (
+    AudiencePreview,
+    MailingCreate,
+    MailingFilter,
+    MailingPatch,
+    SendWindow,
+)
 from notiflow.messages import repository as messages
 from notiflow.models import Mailing, MailingStatus, MessageStatus
 
@@ -321,3 +330,42 @@ async def list_page(
     session: AsyncSession, *, status: MailingStatus | None, limit: int, offset: int
 ) -> tuple[Sequence[Mailing], int]:
     return await repository.list_page(session, status=status, limit=limit, offset=offset)
+
+
+# --- audience preview -------------------------------------------------------------------------
+
+SAMPLE_SIZE = 10
+
+
+async def preview(
+    session: AsyncSession, *, flt: MailingFilter, window: SendWindow | None, now: datetime
+) -> AudiencePreview:
+    """Who a mailing with this filter (and window) would reach now, without writing anything."""
+    condition = clients.audience_condition(flt.operator_codes, flt.tags)
+    everyone = await clients.audience_by_timezone(session, condition, opted_out=False)
+    opted_out = await clients.audience_by_timezone(session, condition, opted_out=True)
+    in_window = None
+    if window is not None:
+        in_window = 0
+        for zone, count in everyone.items():
+            try:
+                open_now = is_open(now, start=window.start, end=window.end, timezone=zone)
+            except ValueError:  # a zone this system no longer knows: its clients would fail
+                continue
+            if open_now:
+                in_window += count - opted_out.get(zone, 0)
+    matching, left_out = sum(everyone.values()), sum(opted_out.values())
+    sample = await clients.audience_sample(session, condition, limit=SAMPLE_SIZE)
+    return AudiencePreview(
+        matching=matching,
+        opted_out=left_out,
+        audience=matching - left_out,
+        in_window_now=in_window,
+        sample=[ClientRead.model_validate(client) for client in sample],
+    )
+
+
+async def audience_of(session: AsyncSession, mailing_id: int, *, now: datetime) -> AudiencePreview:
+    mailing = await get(session, mailing_id)
+    current = _current(mailing)
+    return await preview(session, flt=current["filter"], window=current["send_window"], now=now)

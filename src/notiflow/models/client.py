@@ -25,15 +25,17 @@ class Client(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    # Audience selection filters by operator code and tag.
+    # Audiences are selected by operator code and tag; with the time zone in the index, an
+    # audience preview counts clients per zone from the index alone.
     __table_args__ = (
-        Index("ix_clients_operator_code_tag", "operator_code", "tag"),
+        Index("ix_clients_audience", "operator_code", "tag", "timezone"),
         Index("ix_clients_tag", "tag"),
         # Few clients opt out: a partial index counts them within any audience at once.
         Index(
             "ix_clients_opted_out",
             "operator_code",
             "tag",
+            "timezone",
             postgresql_where=text("opted_out_at IS NOT NULL"),
             sqlite_where=text("opted_out_at IS NOT NULL"),
         ),

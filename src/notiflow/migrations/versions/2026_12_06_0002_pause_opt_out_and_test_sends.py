@@ -51,9 +51,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("opted_out_at", notiflow.db.types.UTCDateTime(timezone=True), nullable=True)
         )
+        batch_op.drop_index("ix_clients_operator_code_tag")
+        batch_op.create_index(
+            "ix_clients_audience", ["operator_code", "tag", "timezone"], unique=False
+        )
         batch_op.create_index(
             "ix_clients_opted_out",
-            ["operator_code", "tag"],
+            ["operator_code", "tag", "timezone"],
             unique=False,
             postgresql_where=sa.text("opted_out_at IS NOT NULL"),
             sqlite_where=sa.text("opted_out_at IS NOT NULL"),
@@ -84,6 +88,10 @@ def downgrade() -> None:
             "ix_clients_opted_out",
             postgresql_where=sa.text("opted_out_at IS NOT NULL"),
             sqlite_where=sa.text("opted_out_at IS NOT NULL"),
+        )
+        batch_op.drop_index("ix_clients_audience")
+        batch_op.create_index(
+            "ix_clients_operator_code_tag", ["operator_code", "tag"], unique=False
         )
         batch_op.drop_column("opted_out_at")
 
