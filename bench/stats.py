@@ -1,4 +1,5 @@
-"""Statistics latency for a mailing with 1,000,000 messages, over real HTTP, on PostgreSQL."""
+"""Statistics latency for a mailing with 1,000,000 messages, and audience previews over
+1,000,000 clients, over real HTTP, on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bench.common import Row, database, insert_clients, server
 
 MESSAGES = 1_000_000
 TARGET_MS = 100.0
+PREVIEW_TARGET_MS = 200.0
 REPEAT = 50
 
 
@@ -118,4 +120,29 @@ def run(workdir: Path) -> list[Row]:
         rows.append(
             Row("(for scale) raw GROUP BY status over 1M rows", "postgres", f"{raw_ms:.0f} ms", "-")
         )
+        preview = {
+            "text": "bench",
+            "start_time": (now + timedelta(days=1)).isoformat(),
+            "end_time": (now + timedelta(days=2)).isoformat(),
+            "send_window": {"start": "09:00", "end": "21:00"},
+        }
+        for label, body in (
+            ("POST /mailings/preview, 1M clients, no filter, a window", preview),
+            (
+                "POST /mailings/preview, 1M clients, 2 operator codes and 2 tags",
+                {**preview, "filter": {"operator_codes": ["900", "916"], "tags": ["tag1", "tag2"]}},
+            ),
+        ):
+            median, p95 = _timed(
+                lambda body=body: http.post("/api/v1/mailings/preview", json=body), REPEAT // 2
+            )
+            rows.append(
+                Row(
+                    label,
+                    "postgres",
+                    f"median {median:.1f} ms, p95 {p95:.1f} ms",
+                    f"< {PREVIEW_TARGET_MS:.0f} ms",
+                    p95 < PREVIEW_TARGET_MS,
+                )
+            )
     return rows
