@@ -245,3 +245,11 @@ async def test_malformed_json(api: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 422
     assert "JSON" in response.json()["detail"]
+
+
+async def test_missing_content_type_says_what_to_send(api: httpx.AsyncClient) -> None:
+    response = await api.post("/api/v1/clients", content=b'{"phone": "79001234567"}')
+    assert response.status_code == 415
+    detail = response.json()["detail"]
+    assert "send Content-Type: application/json" in detail
+    assert "none" not in detail

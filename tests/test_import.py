@@ -140,3 +140,13 @@ async def test_import_many_rows(api: httpx.AsyncClient) -> None:
     second = (await _import(api, body)).json()
     assert (second["created"], second["updated"]) == (0, 12000)
     assert (await api.get("/api/v1/clients", params={"tag": "t3"})).json()["total"] == 1200
+
+
+async def test_missing_content_type_says_what_to_send(api: httpx.AsyncClient) -> None:
+    response = await api.post("/api/v1/clients/import", content=b"phone\n79001234567\n")
+    assert response.status_code == 415
+    detail = response.json()["detail"]
+    assert "send Content-Type: text/csv or application/json" in detail
+    assert "none" not in detail
+    wrong = await _import(api, "phone\n79001234567\n", "text/plain")
+    assert "'text/plain'" in wrong.json()["detail"]
