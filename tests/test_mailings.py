@@ -323,3 +323,50 @@ async def test_list_by_status_newest_first(api: httpx.AsyncClient, clock: FakeCl
     bad = await api.get("/api/v1/mailings", params={"status": "paused"})
     assert bad.status_code == 422
     assert error_fields(bad) == ["query.status"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "must not be empty"),
+        ("   \n\t", "must not be empty"),
+        ("x" * 4097, "must be at most 4096 characters"),
+    ],
+)
+async def test_text_errors_say_what_is_wrong(
+    api: httpx.AsyncClient, clock: FakeClock, text: str, message: str
+) -> None:
+    body = {
+        "text": text,
+        "start_time": iso(clock.now + timedelta(hours=1)),
+        "end_time": iso(clock.now + timedelta(hours=2)),
+    }
+    created = await api.post("/api/v1/mailings", json=body)
+    assert created.status_code == 422, created.text
+    assert created.json()["detail"] == f"text: {message}"
+    assert created.json()["errors"][0]["message"] == message
+    mailing = await make_mailing(api, clock.now)
+    patched = await api.patch(f"/api/v1/mailings/{mailing['id']}", json={"text": text})
+    assert patched.status_code == 422, patched.text
+    assert patched.json()["detail"] == f"text: {message}"
+
+
+async def test_text_of_4096_characters_is_fine(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    mailing = await make_mailing(api, clock.now, text="я" * 4096)
+    assert len(mailing["text"]) == 4096
+
+
+async def test_pydantic_wording_is_ours(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    missing = await api.post("/api/v1/mailings", json={"text": "x"})
+    assert missing.status_code == 422
+    assert "start_time: required" in missing.json()["detail"]
+    many = await api.post(
+        "/api/v1/mailings",
+        json={
+            "text": "x",
+            "start_time": iso(clock.now + timedelta(hours=1)),
+            "end_time": iso(clock.now + timedelta(hours=2)),
+            "filter": {"tags": [str(i) for i in range(1001)]},
+        },
+    )
+    assert many.json()["detail"] == "filter.tags: must have at most 1000 items"

@@ -12,7 +12,7 @@ from pydantic import (
     model_validator,
 )
 
-from notiflow.core.types import OperatorCode, SafeText, Tag, UtcDatetime
+from notiflow.core.types import OperatorCode, Tag, UtcDatetime, check_text
 from notiflow.models import MailingStatus
 from notiflow.stats.schemas import MessageCounts
 
@@ -83,7 +83,20 @@ _MAILING_EXAMPLE: dict[str, Any] = {
     "send_window": {"start": "09:00", "end": "21:00"},
 }
 
-Text = Annotated[SafeText, Field(min_length=1, max_length=TEXT_MAX)]
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+# The length is checked first (so its error speaks of characters), then the content.
+Text = Annotated[
+    str,
+    Field(min_length=1, max_length=TEXT_MAX),
+    AfterValidator(_not_blank),
+    AfterValidator(check_text),
+]
 
 
 class MailingCreate(BaseModel):
