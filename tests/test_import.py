@@ -24,7 +24,7 @@ async def test_csv_good_and_bad_rows(api: httpx.AsyncClient) -> None:
     body = (
         "phone,operator_code,tag,timezone\n"
         "79001234567,900,vip,Europe/Moscow\n"
-        "89001234567,,,\n"  # bad phone
+        "99001234567,,,\n"  # bad phone
         "+79161234567,,,+03:00\n"
         "79261234567,12,,\n"  # bad operator code
         "\n"  # blank lines are not records
@@ -150,3 +150,12 @@ async def test_missing_content_type_says_what_to_send(api: httpx.AsyncClient) ->
     assert "none" not in detail
     wrong = await _import(api, "phone\n79001234567\n", "text/plain")
     assert "'text/plain'" in wrong.json()["detail"]
+
+
+async def test_phones_as_people_write_them(api: httpx.AsyncClient) -> None:
+    body = 'phone,tag\n"+7 (900) 123-45-67",a\n8 900 123 45 68,b\n8-900-123-45-69,c\n'
+    response = await _import(api, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["created"] == 3
+    phones = {c["phone"] for c in (await api.get("/api/v1/clients")).json()["items"]}
+    assert phones == {"79001234567", "79001234568", "79001234569"}
