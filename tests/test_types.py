@@ -50,7 +50,7 @@ def test_openapi_pattern_says_the_same(text: str, stored: str | None) -> None:
 )
 def test_integer_phones(number: int, stored: str | None) -> None:
     if stored is None:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="11 digits"):
             normalize_phone(number)
     else:
         assert normalize_phone(number) == stored
