@@ -287,3 +287,14 @@ async def test_missing_content_type_says_what_to_send(api: httpx.AsyncClient) ->
     detail = response.json()["detail"]
     assert "send Content-Type: application/json" in detail
     assert "none" not in detail
+
+
+async def test_empty_tag_is_no_tag(api: httpx.AsyncClient) -> None:
+    client = await make_client(api, "79001234567", tag="")
+    assert client["tag"] is None
+    url = f"/api/v1/clients/{client['id']}"
+    assert (await api.patch(url, json={"tag": "vip"})).json()["tag"] == "vip"
+    assert (await api.patch(url, json={"tag": ""})).json()["tag"] is None
+    assert (await api.put(url, json={"phone": "79001234567", "tag": ""})).json()["tag"] is None
+    assert (await api.patch(url, json={"tag": "vip"})).json()["tag"] == "vip"
+    assert (await api.patch(url, json={"tag": None})).json()["tag"] is None

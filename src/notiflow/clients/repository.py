@@ -6,7 +6,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +27,22 @@ from notiflow.models import Client, Message
 
 # Parameters per statement stay below SQLite's and asyncpg's limits.
 _CHUNK = 5000
+
+
+def audience_condition(operator_codes: Sequence[str], tags: Sequence[str]) -> ColumnElement[bool]:
+    """The clients a mailing's filter selects: the one definition of an audience.
+
+    A client matches when its operator code is in ``operator_codes`` (if any) AND its tag is in
+    ``tags`` (if any), where the tag ``""`` stands for clients without a tag (NULL).
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if operator_codes:
+        conditions.append(Client.operator_code.in_(operator_codes))
+    if tags:
+        tagged = Client.tag.in_(tags)
+        # "" is stored as NULL; IN also keeps rows written as "" before that rule.
+        conditions.append(or_(tagged, Client.tag.is_(None)) if "" in tags else tagged)
+    return and_(*conditions) if conditions else true()
 
 
 def _filtered(

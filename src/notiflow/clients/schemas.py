@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from notiflow.core.types import OperatorCode, Phone, Tag, TimeZoneName
+from notiflow.core.types import ClientTag, OperatorCode, Phone, TimeZoneName
 
 _CLIENT_EXAMPLE: dict[str, Any] = {
     "phone": "79001234567",
@@ -24,7 +24,9 @@ class ClientCreate(BaseModel):
     operator_code: OperatorCode | None = Field(
         default=None, description="3 digits; when omitted, digits 2–4 of the phone."
     )
-    tag: Tag | None = Field(default=None, description="A free label, at most 255 characters.")
+    tag: ClientTag = Field(
+        default=None, description='A free label, at most 255 characters; "" or null: no tag.'
+    )
     timezone: TimeZoneName | None = Field(
         default=None,
         description="IANA name or fixed offset; when omitted, NOTIFLOW_DEFAULT_TIMEZONE.",
@@ -42,7 +44,7 @@ class ClientPatch(BaseModel):
 
     phone: Phone | None = None
     operator_code: OperatorCode | None = None
-    tag: Tag | None = None
+    tag: ClientTag = Field(default=None, description='"" or null removes the tag.')
     timezone: TimeZoneName | None = None
 
 

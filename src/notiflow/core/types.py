@@ -121,6 +121,14 @@ Tag = Annotated[
         max_length=TAG_MAX, examples=["vip"], description="A free label, at most 255 characters."
     ),
 ]
+
+
+def _empty_is_none(value: str | None) -> str | None:
+    return value or None
+
+
+# A client's tag: "" and null both mean "no tag", stored as NULL.
+ClientTag = Annotated[Tag | None, AfterValidator(_empty_is_none)]
 TimeZoneName = Annotated[
     str,
     AfterValidator(_timezone),

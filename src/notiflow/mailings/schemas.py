@@ -43,18 +43,21 @@ LocalTime = Annotated[
 
 class MailingFilter(BaseModel):
     """A client matches when its operator code is in ``operator_codes`` (if non-empty) AND its tag
-    is in ``tags`` (if non-empty). Empty lists match every client."""
+    is in ``tags`` (if non-empty); the tag ``""`` stands for clients without a tag. Empty lists
+    match every client."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"operator_codes": ["900", "916"], "tags": ["vip"]}]},
+        json_schema_extra={"examples": [{"operator_codes": ["900", "916"], "tags": ["vip", ""]}]},
     )
 
     operator_codes: Annotated[list[OperatorCode], AfterValidator(_unique)] = Field(
-        default_factory=list, max_length=1000
+        default_factory=list, max_length=1000, description="Empty: any operator code."
     )
     tags: Annotated[list[Tag], AfterValidator(_unique)] = Field(
-        default_factory=list, max_length=1000
+        default_factory=list,
+        max_length=1000,
+        description='Empty: any tag or none. "" selects the clients without a tag.',
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow import counters
+from notiflow.clients.repository import audience_condition
 from notiflow.db.types import UTCDateTime
 from notiflow.models import Client, Mailing, MailingStats, MailingStatus, Message, MessageStatus
 
@@ -86,11 +87,11 @@ async def materialise(session: AsyncSession, mailing_id: int, now: datetime) -> 
         literal(now, UTCDateTime()),
         literal(now, UTCDateTime()),
         literal(now, UTCDateTime()),
-    ).where(true())  # SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT (parser ambiguity)
-    if mailing.operator_codes:
-        audience = audience.where(Client.operator_code.in_(mailing.operator_codes))
-    if mailing.tags:
-        audience = audience.where(Client.tag.in_(mailing.tags))
+    ).where(
+        # Never empty: SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT (parser ambiguity).
+        true(),
+        audience_condition(mailing.operator_codes, mailing.tags),
+    )
     dialect_insert = pg_insert if _is_pg(session) else sqlite_insert
     statement = (
         dialect_insert(Message)
