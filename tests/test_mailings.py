@@ -370,3 +370,98 @@ async def test_pydantic_wording_is_ours(api: httpx.AsyncClient, clock: FakeClock
         },
     )
     assert many.json()["detail"] == "filter.tags: must have at most 1000 items"
+
+
+# --- PATCH is a JSON merge patch (RFC 7396) for filter and send_window ------------------------
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"filter": {"tags": ["a"]}}, {"operator_codes": ["900"], "tags": ["a"]}),
+        ({"filter": {"operator_codes": ["916"]}}, {"operator_codes": ["916"], "tags": ["vip"]}),
+        ({"filter": {"tags": None}}, {"operator_codes": ["900"], "tags": []}),
+        ({"filter": {"tags": []}}, {"operator_codes": ["900"], "tags": []}),
+        ({"filter": {}}, {"operator_codes": ["900"], "tags": ["vip"]}),
+        ({"filter": None}, {"operator_codes": [], "tags": []}),
+        ({"filter": {"operator_codes": None, "tags": [""]}}, {"operator_codes": [], "tags": [""]}),
+        ({"text": "only the text"}, {"operator_codes": ["900"], "tags": ["vip"]}),
+    ],
+)
+async def test_patch_merges_the_filter(
+    api: httpx.AsyncClient, clock: FakeClock, patch: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    mailing = await make_mailing(
+        api, clock.now, filter={"operator_codes": ["900"], "tags": ["vip"]}
+    )
+    response = await api.patch(f"/api/v1/mailings/{mailing['id']}", json=patch)
+    assert response.status_code == 200, response.text
+    assert response.json()["filter"] == expected
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"send_window": {"end": "22:00"}}, {"start": "09:00", "end": "22:00"}),
+        ({"send_window": {"start": "23:00"}}, {"start": "23:00", "end": "21:00"}),
+        ({"send_window": {"start": "08:00", "end": "20:00"}}, {"start": "08:00", "end": "20:00"}),
+        ({"send_window": {}}, {"start": "09:00", "end": "21:00"}),
+        ({"send_window": None}, None),
+    ],
+)
+async def test_patch_merges_the_send_window(
+    api: httpx.AsyncClient, clock: FakeClock, patch: dict[str, Any], expected: Any
+) -> None:
+    mailing = await make_mailing(
+        api, clock.now, duration=timedelta(days=2), send_window={"start": "09:00", "end": "21:00"}
+    )
+    response = await api.patch(f"/api/v1/mailings/{mailing['id']}", json=patch)
+    assert response.status_code == 200, response.text
+    assert response.json()["send_window"] == expected
+
+
+@pytest.mark.parametrize(
+    ("window", "patch", "field"),
+    [
+        # Merged, the window is checked as a whole.
+        ({"start": "09:00", "end": "21:00"}, {"end": "09:00"}, "send_window"),
+        ({"start": "09:00", "end": "21:00"}, {"start": None}, "send_window.start"),
+        ({"start": "09:00", "end": "21:00"}, {"end": "25:00"}, "send_window.end"),
+        ({"start": "09:00", "end": "21:00"}, {"middle": "12:00"}, "send_window.middle"),
+        # Nothing to merge with: both ends are needed.
+        (None, {"start": "10:00"}, "send_window.end"),
+        (None, {"end": "10:00"}, "send_window.start"),
+    ],
+)
+async def test_patch_of_the_window_is_checked_whole(
+    api: httpx.AsyncClient,
+    clock: FakeClock,
+    window: dict[str, str] | None,
+    patch: dict[str, Any],
+    field: str,
+) -> None:
+    mailing = await make_mailing(api, clock.now, duration=timedelta(days=2), send_window=window)
+    response = await api.patch(f"/api/v1/mailings/{mailing['id']}", json={"send_window": patch})
+    assert response.status_code == 422, response.text
+    assert error_fields(response) == [field]
+    unchanged = (await api.get(f"/api/v1/mailings/{mailing['id']}")).json()
+    assert unchanged["send_window"] == window
+
+
+async def test_running_mailing_filter_patch_that_changes_nothing_is_fine(
+    api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    mailing = await make_mailing(
+        api,
+        clock.now,
+        start_in=timedelta(0),
+        filter={"operator_codes": ["900"], "tags": ["vip"]},
+        send_window={"start": "00:00", "end": "23:00"},
+    )
+    url = f"/api/v1/mailings/{mailing['id']}"
+    same = await api.patch(url, json={"filter": {"tags": ["vip"]}, "send_window": {"end": "23:30"}})
+    assert same.status_code == 200, same.text
+    assert same.json()["send_window"] == {"start": "00:00", "end": "23:30"}
+    other = await api.patch(url, json={"filter": {"tags": ["new"]}})
+    assert other.status_code == 409
+    assert error_fields(other) == ["filter"]

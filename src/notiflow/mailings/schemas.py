@@ -41,6 +41,10 @@ LocalTime = Annotated[
 ]
 
 
+OperatorCodes = Annotated[list[OperatorCode], AfterValidator(_unique), Field(max_length=1000)]
+Tags = Annotated[list[Tag], AfterValidator(_unique), Field(max_length=1000)]
+
+
 class MailingFilter(BaseModel):
     """A client matches when its operator code is in ``operator_codes`` (if non-empty) AND its tag
     is in ``tags`` (if non-empty); the tag ``""`` stands for clients without a tag. Empty lists
@@ -51,14 +55,23 @@ class MailingFilter(BaseModel):
         json_schema_extra={"examples": [{"operator_codes": ["900", "916"], "tags": ["vip", ""]}]},
     )
 
-    operator_codes: Annotated[list[OperatorCode], AfterValidator(_unique)] = Field(
-        default_factory=list, max_length=1000, description="Empty: any operator code."
+    operator_codes: OperatorCodes = Field(
+        default_factory=list, description="Empty: any operator code."
     )
-    tags: Annotated[list[Tag], AfterValidator(_unique)] = Field(
+    tags: Tags = Field(
         default_factory=list,
-        max_length=1000,
         description='Empty: any tag or none. "" selects the clients without a tag.',
     )
+
+
+class MailingFilterPatch(BaseModel):
+    """A JSON merge patch (RFC 7396) of a filter: a key sent replaces that list (``null``
+    empties it); a key not sent keeps its current value."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"tags": ["vip"]}]})
+
+    operator_codes: OperatorCodes | None = Field(default=None, description="null: any code.")
+    tags: Tags | None = Field(default=None, description="null: any tag or none.")
 
 
 class SendWindow(BaseModel):
@@ -76,6 +89,16 @@ class SendWindow(BaseModel):
         if self.start == self.end:
             raise ValueError("start and end must differ (leave send_window null for no window)")
         return self
+
+
+class SendWindowPatch(BaseModel):
+    """A JSON merge patch (RFC 7396) of a send window: the ends sent replace the current ones,
+    and the result is checked as a whole; with no current window, both ends are needed."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"end": "22:00"}]})
+
+    start: LocalTime | None = None
+    end: LocalTime | None = None
 
 
 _MAILING_EXAMPLE: dict[str, Any] = {
@@ -121,16 +144,30 @@ class MailingReplace(MailingCreate):
 
 
 class MailingPatch(BaseModel):
+    """A JSON merge patch (RFC 7396): the fields sent change, the others keep their values;
+    inside ``filter`` and ``send_window`` too."""
+
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"end_time": "2026-11-30T21:00:00Z"}]},
+        json_schema_extra={
+            "examples": [
+                {"end_time": "2026-11-30T21:00:00Z"},
+                {"filter": {"tags": ["vip", ""]}, "send_window": {"end": "22:00"}},
+            ]
+        },
     )
 
     text: Text | None = None
     start_time: UtcDatetime | None = None
     end_time: UtcDatetime | None = None
-    filter: MailingFilter | None = None
-    send_window: SendWindow | None = Field(default=None, description="null removes the window.")
+    filter: MailingFilterPatch | None = Field(
+        default=None,
+        description="The keys sent replace theirs (null empties one); null: every client.",
+    )
+    send_window: SendWindowPatch | None = Field(
+        default=None,
+        description="The ends sent replace theirs, checked as a whole; null removes the window.",
+    )
 
 
 class MailingRead(BaseModel):

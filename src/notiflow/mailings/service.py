@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, time
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow.core.clock import Clock
@@ -14,7 +15,14 @@ from notiflow.db.session import on_commit
 from notiflow.delivery.notify import notify as engine_notify
 from notiflow.delivery.queue import scheduling
 from notiflow.mailings import repository
-from notiflow.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, SendWindow
+from notiflow.mailings.schemas import (
+    MailingCreate,
+    MailingFilter,
+    MailingFilterPatch,
+    MailingPatch,
+    SendWindow,
+    SendWindowPatch,
+)
 from notiflow.messages import repository as messages
 from notiflow.models import Mailing, MailingStatus
 
@@ -93,18 +101,43 @@ async def create(
     return await repository.add(session, mailing)
 
 
-async def update(
+async def replace(
+    session: AsyncSession, mailing_id: int, *, data: MailingCreate, clock: Clock, notify: Notify
+) -> Mailing:
+    """PUT: the whole mailing, under the rules of its status."""
+    changes = replace_changes(data)
+    return await _update(
+        session, mailing_id, edit=lambda _current: changes, clock=clock, notify=notify
+    )
+
+
+async def patch(
+    session: AsyncSession, mailing_id: int, *, data: MailingPatch, clock: Clock, notify: Notify
+) -> Mailing:
+    """PATCH: a JSON merge patch of the mailing, under the rules of its status."""
+    return await _update(
+        session,
+        mailing_id,
+        edit=lambda current: patch_changes(data, current),
+        clock=clock,
+        notify=notify,
+    )
+
+
+async def _update(
     session: AsyncSession,
     mailing_id: int,
     *,
-    changes: dict[str, Any],
+    edit: Callable[[dict[str, Any]], dict[str, Any]],
     clock: Clock,
     notify: Notify,
 ) -> Mailing:
-    """Apply ``changes`` (field → new value, API form) under the rules of the mailing's status."""
+    """Apply the changes ``edit`` makes of the current values (field → new value, API form)
+    under the rules of the mailing's status."""
     mailing = await get(session, mailing_id, for_update=True)
     now = clock()
     current = _current(mailing)
+    changes = edit(current)
     changed = {name for name, value in changes.items() if current[name] != value}
     status = MailingStatus(mailing.status)
     if status in (MailingStatus.completed, MailingStatus.cancelled) and changed:
@@ -143,16 +176,63 @@ def replace_changes(data: MailingCreate) -> dict[str, Any]:
     }
 
 
-def patch_changes(data: MailingPatch) -> dict[str, Any]:
+def patch_changes(data: MailingPatch, current: dict[str, Any]) -> dict[str, Any]:
+    """The new values a merge patch (RFC 7396) makes of ``current``: only the fields sent, with
+    ``filter`` and ``send_window`` merged key by key."""
     changes: dict[str, Any] = {}
     for name in data.model_fields_set:
         value = getattr(data, name)
-        if value is None and name in ("text", "start_time", "end_time"):
+        if name == "filter":
+            changes[name] = merge_filter(current["filter"], value)
+        elif name == "send_window":
+            changes[name] = merge_window(current["send_window"], value)
+        elif value is None:
             raise InvalidInput("must not be null", field=name)
-        if name == "filter" and value is None:
-            value = MailingFilter()
-        changes[name] = value
+        else:
+            changes[name] = value
     return changes
+
+
+def merge_filter(current: MailingFilter, patch: MailingFilterPatch | None) -> MailingFilter:
+    """``null`` resets the filter; each key sent replaces its list, ``null`` empties it."""
+    if patch is None:
+        return MailingFilter()
+    merged = {"operator_codes": current.operator_codes, "tags": current.tags}
+    for key in patch.model_fields_set:
+        merged[key] = getattr(patch, key) or []
+    return MailingFilter(**merged)
+
+
+def merge_window(current: SendWindow | None, patch: SendWindowPatch | None) -> SendWindow | None:
+    """``null`` removes the window; the ends sent replace the current ones, and the result is
+    checked as a whole. ``{}`` changes nothing."""
+    if patch is None:
+        return None
+    if not patch.model_fields_set:
+        return current
+    merged: dict[str, time] = {}
+    if current is not None:
+        merged = {"start": current.start, "end": current.end}
+    for key in sorted(patch.model_fields_set):
+        value = getattr(patch, key)
+        if value is None:
+            raise InvalidInput(
+                "must not be null: a window has a start and an end (send_window: null removes "
+                "the window)",
+                field=f"send_window.{key}",
+            )
+        merged[key] = value
+    for key in ("start", "end"):
+        if key not in merged:
+            raise InvalidInput(
+                "required: the mailing has no send window for the other end to merge with",
+                field=f"send_window.{key}",
+            )
+    try:
+        return SendWindow(**merged)
+    except ValidationError as exc:
+        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise InvalidInput(reason, field="send_window") from None
 
 
 async def start(session: AsyncSession, mailing_id: int, *, clock: Clock, notify: Notify) -> Mailing:
