@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -465,3 +465,91 @@ async def test_running_mailing_filter_patch_that_changes_nothing_is_fine(
     other = await api.patch(url, json={"filter": {"tags": ["new"]}})
     assert other.status_code == 409
     assert error_fields(other) == ["filter"]
+
+
+# --- a send window that can never open before end_time is refused -----------------------------
+
+
+def _moment(now: datetime, second: int) -> datetime:
+    """Tomorrow at 10:00:``second`` UTC."""
+    return (now + timedelta(days=1)).replace(hour=10, minute=0, second=second, microsecond=0)
+
+
+async def test_window_that_never_opens_is_refused(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    # Twenty seconds of sending against twenty other seconds of window: in no time zone do they
+    # meet (offsets are whole minutes).
+    body = {
+        "text": "hello",
+        "start_time": iso(_moment(clock.now, 30)),
+        "end_time": iso(_moment(clock.now, 50)),
+        "send_window": {"start": "09:00:00", "end": "09:00:20"},
+    }
+    created = await api.post("/api/v1/mailings", json=body)
+    assert created.status_code == 422, created.text
+    assert error_fields(created) == ["send_window"]
+    assert created.json()["detail"].startswith(
+        "send_window: 09:00–09:00:20 never opens between start_time and end_time in any "
+        "client's time zone"
+    )
+    # Past the next full minute, and some time zone sees the window open.
+    longer = iso(_moment(clock.now, 30) + timedelta(seconds=35))
+    ok = await api.post("/api/v1/mailings", json={**body, "end_time": longer})
+    assert ok.status_code == 201, ok.text
+
+
+async def test_a_window_open_somewhere_is_accepted(
+    api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    # 10:00–10:30 UTC is outside 09:00–10:00 in UTC, but inside it at -01:00.
+    mailing = await make_mailing(
+        api,
+        clock.now,
+        start_in=_moment(clock.now, 0) - clock.now,
+        duration=timedelta(minutes=30),
+        send_window={"start": "09:00", "end": "10:00"},
+    )
+    assert mailing["send_window"] == {"start": "09:00", "end": "10:00"}
+
+
+async def test_put_and_patch_cannot_make_a_window_that_never_opens(
+    api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    start, end = _moment(clock.now, 30), _moment(clock.now, 50)
+    mailing = await make_mailing(
+        api, clock.now, start_in=start - clock.now, duration=timedelta(hours=1)
+    )
+    url = f"/api/v1/mailings/{mailing['id']}"
+    never = {"start": "09:00:00", "end": "09:00:20"}
+    put = await api.put(
+        url,
+        json={"text": "x", "start_time": iso(start), "end_time": iso(end), "send_window": never},
+    )
+    assert put.status_code == 422, put.text
+    assert error_fields(put) == ["send_window"]
+    # Each change alone is fine; together they close the window for everyone.
+    assert (await api.patch(url, json={"send_window": never})).status_code == 200
+    shorter = await api.patch(url, json={"end_time": iso(end)})
+    assert shorter.status_code == 422, shorter.text
+    assert error_fields(shorter) == ["send_window"]
+    wider = await api.patch(url, json={"end_time": iso(end), "send_window": {"end": "09:00:35"}})
+    assert wider.status_code == 200, wider.text
+
+
+async def test_running_mailing_edit_cannot_close_the_window(
+    api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    mailing = await make_mailing(
+        api, clock.now, start_in=timedelta(minutes=-10), duration=timedelta(minutes=10, seconds=20)
+    )
+    assert mailing["status"] == "running"
+    # From now on, twenty seconds remain: a twenty-second window away from them never opens.
+    opens = (clock.now + timedelta(seconds=30)).time()
+    closes = (clock.now + timedelta(seconds=50)).time()
+    window = {"start": opens.isoformat(), "end": closes.isoformat()}
+    url = f"/api/v1/mailings/{mailing['id']}"
+    refused = await api.patch(url, json={"send_window": window})
+    assert refused.status_code == 422, refused.text
+    assert "between now and end_time" in refused.json()["detail"]
+    later = iso(clock.now + timedelta(seconds=45))
+    moved = await api.patch(url, json={"send_window": window, "end_time": later})
+    assert moved.status_code == 200, moved.text

@@ -14,6 +14,7 @@ from notiflow.core.errors import Conflict, InvalidInput, NotFound
 from notiflow.db.session import on_commit
 from notiflow.delivery.notify import notify as engine_notify
 from notiflow.delivery.queue import scheduling
+from notiflow.delivery.window import opens_between
 from notiflow.mailings import repository
 from notiflow.mailings.schemas import (
     MailingCreate,
@@ -74,6 +75,32 @@ def _check_times(values: dict[str, Any], *, now: datetime, end_changed: bool) ->
         raise InvalidInput("must be in the future", field="end_time")
 
 
+def _clock_face(at: time) -> str:
+    return at.strftime("%H:%M" if at.second == 0 else "%H:%M:%S")
+
+
+def _check_window_opens(values: dict[str, Any], *, now: datetime) -> None:
+    """Refuse a send window that no client, in any time zone, could be sent anything in.
+
+    The audience's time zones are not known until the mailing starts, so every UTC offset a
+    client may have counts: the window must be open somewhere at some instant between the
+    moment sending can begin (start_time, or now once that has passed) and end_time.
+    """
+    window: SendWindow | None = values["send_window"]
+    begin = max(values["start_time"], now)
+    if window is None or values["end_time"] <= begin:
+        return  # no window; or nothing left to send, which the time checks speak of
+    if opens_between(begin, values["end_time"], window_start=window.start, window_end=window.end):
+        return
+    since = "start_time" if begin == values["start_time"] else "now"
+    raise InvalidInput(
+        f"{_clock_face(window.start)}–{_clock_face(window.end)} never opens between {since} "
+        "and end_time in any client's time zone (at any UTC offset from -14:00 to +14:00), so "
+        "every message would expire unsent; widen the window or move end_time",
+        field="send_window",
+    )
+
+
 async def _wake_engine(session: AsyncSession, notify: Notify) -> None:
     """Wake the engine once this transaction commits: this process's, and others' by NOTIFY."""
     on_commit(session, notify)
@@ -92,6 +119,7 @@ async def create(
     now = clock()
     values = replace_changes(data)
     _check_times(values, now=now, end_changed=True)
+    _check_window_opens(values, now=now)
     mailing = Mailing(status=MailingStatus.scheduled.value, created_at=now, updated_at=now)
     _assign(mailing, values)
     if mailing.start_time <= now:
@@ -153,6 +181,8 @@ async def _update(
         return mailing
     values = {**current, **changes}
     _check_times(values, now=now, end_changed="end_time" in changed)
+    if changed & {"start_time", "end_time", "send_window"}:
+        _check_window_opens(values, now=now)
     _assign(mailing, values)
     mailing.updated_at = now
     if status is MailingStatus.scheduled and mailing.start_time <= now:
