@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Select,
+    TextClause,
     and_,
     bindparam,
     delete,
@@ -110,37 +112,59 @@ async def existing_phones(session: AsyncSession, phones: Sequence[str]) -> set[s
     return found
 
 
-_PG_UPSERT = text(
-    """
-    INSERT INTO clients (phone, operator_code, tag, timezone, created_at, updated_at)
-    SELECT phone, operator_code, tag, timezone, :now, :now
-    FROM unnest(CAST(:phones AS text[]), CAST(:codes AS text[]), CAST(:tags AS text[]),
-                CAST(:zones AS text[])) AS rows (phone, operator_code, tag, timezone)
-    ON CONFLICT (phone) DO UPDATE SET
-        operator_code = excluded.operator_code,
-        tag = excluded.tag,
-        timezone = excluded.timezone,
-        updated_at = excluded.updated_at
-    """
-).bindparams(bindparam("now", type_=UTCDateTime()))
+# What an upsert may set of an existing client; the phone is the conflict target.
+UPSERT_COLUMNS = ("operator_code", "tag", "timezone")
+
+
+@lru_cache(maxsize=16)
+def _pg_upsert(columns: tuple[str, ...]) -> TextClause:
+    updates = ", ".join(f"{name} = excluded.{name}" for name in (*columns, "updated_at"))
+    return text(
+        f"""
+        INSERT INTO clients (phone, operator_code, tag, timezone, created_at, updated_at)
+        SELECT phone, operator_code, tag, timezone, :now, :now
+        FROM unnest(CAST(:phones AS text[]), CAST(:codes AS text[]), CAST(:tags AS text[]),
+                    CAST(:zones AS text[])) AS rows (phone, operator_code, tag, timezone)
+        ON CONFLICT (phone) DO UPDATE SET {updates}
+        """
+    ).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+@lru_cache(maxsize=16)
+def _sqlite_upsert(columns: tuple[str, ...]) -> Any:
+    statement = sqlite_insert(Client)
+    return statement.on_conflict_do_update(
+        index_elements=[Client.phone],
+        set_={name: statement.excluded[name] for name in (*columns, "updated_at")},
+    )
 
 
 async def upsert_many(
-    session: AsyncSession, rows: Sequence[dict[str, Any]], *, now: datetime
+    session: AsyncSession,
+    rows: Sequence[dict[str, Any]],
+    *,
+    now: datetime,
+    columns: Sequence[str] = UPSERT_COLUMNS,
 ) -> None:
-    """Insert clients, replacing the fields of those whose phone already exists.
+    """Insert clients (every field of ``rows``); of those whose phone already exists, set only
+    ``columns`` (and ``updated_at``).
 
-    PostgreSQL gets one set-based statement per chunk (arrays through ``unnest``), about ten
-    times faster than a batch of single-row upserts; SQLite runs in-process, where a prepared
-    statement executed per row is already fast.
+    One statement shape per set of columns. PostgreSQL gets one set-based statement per chunk
+    (arrays through ``unnest``), about ten times faster than a batch of single-row upserts;
+    SQLite runs in-process, where a prepared statement executed per row is already fast.
     """
+    unknown = set(columns) - set(UPSERT_COLUMNS)
+    if unknown:
+        raise ValueError(f"not a column an upsert may set: {', '.join(sorted(unknown))}")
+    shape = tuple(name for name in UPSERT_COLUMNS if name in columns)
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
+        statement = _pg_upsert(shape)
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
             await session.execute(
-                _PG_UPSERT,
+                statement,
                 {
                     "now": now,
                     "phones": [row["phone"] for row in chunk],
@@ -150,16 +174,7 @@ async def upsert_many(
                 },
             )
         return
-    statement = sqlite_insert(Client)
-    statement = statement.on_conflict_do_update(
-        index_elements=[Client.phone],
-        set_={
-            "operator_code": statement.excluded.operator_code,
-            "tag": statement.excluded.tag,
-            "timezone": statement.excluded.timezone,
-            "updated_at": statement.excluded.updated_at,
-        },
-    )
+    statement = _sqlite_upsert(shape)
     batch = [{**row, "created_at": now, "updated_at": now} for row in rows]
     for start in range(0, len(batch), _CHUNK):
         await session.execute(statement, batch[start : start + _CHUNK])

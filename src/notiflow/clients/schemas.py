@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,6 +78,13 @@ class ImportRejection(BaseModel):
     error: str = Field(description="Why the record was not imported.")
 
 
+class ImportMode(StrEnum):
+    """How an import treats the clients that already exist (matched by phone)."""
+
+    merge = "merge"
+    replace = "replace"
+
+
 class ImportResult(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -84,12 +92,23 @@ class ImportResult(BaseModel):
                 {
                     "created": 2,
                     "updated": 1,
-                    "rejected": [{"row": 4, "error": "phone: must be 11 digits starting with 7"}],
+                    "rejected": [{"row": 4, "error": "phone: required"}],
+                    "mode": "merge",
+                    "ignored_columns": ["name"],
                 }
             ]
         }
     )
 
     created: int = Field(description="New clients.")
-    updated: int = Field(description="Existing clients (same phone) that were replaced.")
+    updated: int = Field(description="Existing clients (same phone), updated as `mode` says.")
     rejected: list[ImportRejection] = Field(description="Records that were not imported.")
+    mode: ImportMode = Field(
+        description=(
+            "`merge`: existing clients got only the columns the records have; `replace`: "
+            "each record was the client's whole state."
+        )
+    )
+    ignored_columns: list[str] = Field(
+        description="Columns (CSV) or keys (JSON) that are not client fields, hence ignored."
+    )
