@@ -128,14 +128,22 @@ Text = Annotated[
 class MailingCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_MAILING_EXAMPLE]})
 
-    text: Text = Field(description="The message text, 1 to 4096 characters.")
+    text: Text = Field(description="The message text, 1 to 4096 characters, not only whitespace.")
     start_time: UtcDatetime = Field(description="When sending starts; no offset means UTC.")
     end_time: UtcDatetime = Field(
         description="After it nothing is sent; must be after start_time and in the future."
     )
-    filter: MailingFilter | None = Field(default=None, description="Empty or null: every client.")
+    filter: MailingFilter | None = Field(
+        default=None,
+        description='Empty or null: every client. The tag "" selects clients without a tag.',
+    )
     send_window: SendWindow | None = Field(
-        default=None, description="Local hours of each client; null: any time."
+        default=None,
+        description=(
+            "Local hours of each client; null: any time. A window that, at every UTC offset a "
+            "client may have (-14:00 to +14:00), stays shut from start_time (or now, if later) "
+            "until end_time is refused: no client could get a message."
+        ),
     )
 
 
