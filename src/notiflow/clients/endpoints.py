@@ -165,7 +165,7 @@ async def import_clients(
                 "state, as in PUT, and what it lacks takes its default."
             )
         ),
-    ] = ImportMode.merge,
+    ] = "merge",
 ) -> ImportResult:
     kind = require_media_type(request, ("text/csv", "application/json"))
     body = await read_body(request)

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,11 +77,9 @@ class ImportRejection(BaseModel):
     error: str = Field(description="Why the record was not imported.")
 
 
-class ImportMode(StrEnum):
-    """How an import treats the clients that already exist (matched by phone)."""
-
-    merge = "merge"
-    replace = "replace"
+# How an import treats the clients that already exist (matched by phone): `merge` sets only the
+# columns the records have, `replace` makes each record the client's whole state.
+ImportMode = Literal["merge", "replace"]
 
 
 class ImportResult(BaseModel):

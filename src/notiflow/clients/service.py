@@ -228,7 +228,7 @@ def _validate_all(
                 ImportRejection(row=number, error=f"phone: duplicate of row {earlier}")
             )
             continue
-        if mode is ImportMode.merge:
+        if mode == "merge":
             columns = tuple(name for name in UPDATABLE_COLUMNS if name in record)
         else:
             columns = whole
