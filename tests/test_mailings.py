@@ -553,3 +553,22 @@ async def test_running_mailing_edit_cannot_close_the_window(
     later = iso(clock.now + timedelta(seconds=45))
     moved = await api.patch(url, json={"send_window": window, "end_time": later})
     assert moved.status_code == 200, moved.text
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"", "a JSON body is required"),
+        (b"null", "the body must be a JSON object"),
+        (b"[]", "the body must be a JSON object"),
+        (b'{"text": "x", "filter": []}', "filter: must be a JSON object"),
+    ],
+)
+async def test_body_shape_errors_are_plain(
+    api: httpx.AsyncClient, body: bytes, detail: str
+) -> None:
+    response = await api.post(
+        "/api/v1/mailings", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert detail in response.json()["detail"]

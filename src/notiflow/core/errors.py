@@ -127,9 +127,14 @@ def _length_message(error: Mapping[str, Any], kind: str) -> str | None:
     return f"must have {limit} {bound} items"
 
 
-def _message(error: Mapping[str, Any], kind: str) -> str:
+_OBJECT_EXPECTED = frozenset({"model_attributes_type", "model_type", "dict_type"})
+
+
+def _message(error: Mapping[str, Any], kind: str, field: str) -> str:
     if kind == "missing":
-        return "required"
+        return "required" if field else "a JSON body is required"
+    if kind in _OBJECT_EXPECTED:
+        return "must be a JSON object" if field else "the body must be a JSON object"
     if kind in ("string_too_short", "too_short", "string_too_long", "too_long"):
         worded = _length_message(error, kind)
         if worded is not None:
@@ -148,7 +153,8 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
             message=f"the body is not valid JSON (at character {position}): {reason}".rstrip(": "),
             type=kind,
         )
-    return FieldError(field=_field_path(loc), message=_message(error, kind), type=kind)
+    field = _field_path(loc)
+    return FieldError(field=field, message=_message(error, kind, field), type=kind)
 
 
 def validation_body(errors: Sequence[Any]) -> ErrorBody:
