@@ -243,7 +243,8 @@ class _BrokenRow:
 
 @dataclass(slots=True)
 class _Records:
-    """The records of a body, known columns only, and the names of the columns left out."""
+    """The records of a body, known columns only, and the names of the columns left out
+    (``ignored`` is complete once ``items`` has been consumed: a JSON array is read lazily)."""
 
     items: Iterable[tuple[int, dict[str, Any] | _BrokenRow]]
     ignored: Callable[[], list[str]]
