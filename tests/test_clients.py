@@ -24,7 +24,20 @@ async def test_create_defaults_and_read_back(api: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize(
     ("phone", "stored"),
-    [("79001234567", "79001234567"), (79001234567, "79001234567"), ("+79001234567", "79001234567")],
+    [
+        ("79001234567", "79001234567"),
+        (79001234567, "79001234567"),
+        ("+79001234567", "79001234567"),
+        # As people write them: spaces, dashes, parentheses, and the Russian trunk prefix 8.
+        ("+7 900 123-45-67", "79001234567"),
+        ("+7 (900) 123-45-67", "79001234567"),
+        ("8 900 123 45 67", "79001234567"),
+        ("8(900)123-45-67", "79001234567"),
+        ("89001234567", "79001234567"),
+        (89001234567, "79001234567"),
+        (" 7-900-123-45-67 ", "79001234567"),
+        ("7\u00a0900\u00a01234567", "79001234567"),
+    ],
 )
 async def test_phone_forms_accepted(api: httpx.AsyncClient, phone: object, stored: str) -> None:
     response = await api.post("/api/v1/clients", json={"phone": phone})
@@ -35,12 +48,18 @@ async def test_phone_forms_accepted(api: httpx.AsyncClient, phone: object, store
 @pytest.mark.parametrize(
     "phone",
     [
-        "89001234567",
         "7900123456",
         "790012345678",
         "7900123456a",
-        "+7 900 123 45 67",
+        "(900) 123-45-67",  # no country code
+        "+89001234567",  # 8 is a trunk prefix, not a country code
+        "99001234567",
+        "890012345678",
+        "+7 900 123 45 6",
+        "7.900.123.45.67",
+        "+7 900 + 123 45 67",
         "",
+        "  ",
         None,
         True,
         7.9e10,
@@ -60,6 +79,21 @@ async def test_missing_phone_is_422(api: httpx.AsyncClient) -> None:
     response = await api.post("/api/v1/clients", json={"tag": "x"})
     assert response.status_code == 422
     assert error_fields(response) == ["phone"]
+    assert response.json()["detail"] == "phone: required"
+
+
+async def test_ten_digits_are_told_to_add_the_country_code(api: httpx.AsyncClient) -> None:
+    response = await api.post("/api/v1/clients", json={"phone": "(900) 123-45-67"})
+    assert response.status_code == 422
+    assert "country code" in response.json()["detail"]
+
+
+async def test_phone_forms_find_the_same_client(api: httpx.AsyncClient) -> None:
+    await make_client(api, "79001234567")
+    duplicate = await api.post("/api/v1/clients", json={"phone": "8 (900) 123-45-67"})
+    assert duplicate.status_code == 409
+    found = await api.get("/api/v1/clients", params={"phone": "+7 900 123-45-67"})
+    assert found.json()["total"] == 1
 
 
 @pytest.mark.parametrize(
@@ -245,3 +279,22 @@ async def test_malformed_json(api: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 422
     assert "JSON" in response.json()["detail"]
+
+
+async def test_missing_content_type_says_what_to_send(api: httpx.AsyncClient) -> None:
+    response = await api.post("/api/v1/clients", content=b'{"phone": "79001234567"}')
+    assert response.status_code == 415
+    detail = response.json()["detail"]
+    assert "send Content-Type: application/json" in detail
+    assert "none" not in detail
+
+
+async def test_empty_tag_is_no_tag(api: httpx.AsyncClient) -> None:
+    client = await make_client(api, "79001234567", tag="")
+    assert client["tag"] is None
+    url = f"/api/v1/clients/{client['id']}"
+    assert (await api.patch(url, json={"tag": "vip"})).json()["tag"] == "vip"
+    assert (await api.patch(url, json={"tag": ""})).json()["tag"] is None
+    assert (await api.put(url, json={"phone": "79001234567", "tag": ""})).json()["tag"] is None
+    assert (await api.patch(url, json={"tag": "vip"})).json()["tag"] == "vip"
+    assert (await api.patch(url, json={"tag": None})).json()["tag"] is None

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -323,3 +323,252 @@ async def test_list_by_status_newest_first(api: httpx.AsyncClient, clock: FakeCl
     bad = await api.get("/api/v1/mailings", params={"status": "stopped"})
     assert bad.status_code == 422
     assert error_fields(bad) == ["query.status"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "must not be empty"),
+        ("   \n\t", "must not be empty"),
+        ("x" * 4097, "must be at most 4096 characters"),
+    ],
+)
+async def test_text_errors_say_what_is_wrong(
+    api: httpx.AsyncClient, clock: FakeClock, text: str, message: str
+) -> None:
+    body = {
+        "text": text,
+        "start_time": iso(clock.now + timedelta(hours=1)),
+        "end_time": iso(clock.now + timedelta(hours=2)),
+    }
+    created = await api.post("/api/v1/mailings", json=body)
+    assert created.status_code == 422, created.text
+    assert created.json()["detail"] == f"text: {message}"
+    assert created.json()["errors"][0]["message"] == message
+    mailing = await make_mailing(api, clock.now)
+    patched = await api.patch(f"/api/v1/mailings/{mailing['id']}", json={"text": text})
+    assert patched.status_code == 422, patched.text
+    assert patched.json()["detail"] == f"text: {message}"
+
+
+async def test_text_of_4096_characters_is_fine(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    mailing = await make_mailing(api, clock.now, text="я" * 4096)
+    assert len(mailing["text"]) == 4096
+
+
+async def test_pydantic_wording_is_ours(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    missing = await api.post("/api/v1/mailings", json={"text": "x"})
+    assert missing.status_code == 422
+    assert "start_time: required" in missing.json()["detail"]
+    many = await api.post(
+        "/api/v1/mailings",
+        json={
+            "text": "x",
+            "start_time": iso(clock.now + timedelta(hours=1)),
+            "end_time": iso(clock.now + timedelta(hours=2)),
+            "filter": {"tags": [str(i) for i in range(1001)]},
+        },
+    )
+    assert many.json()["detail"] == "filter.tags: must have at most 1000 items"
+
+
+# --- PATCH is a JSON merge patch (RFC 7396) for filter and send_window ------------------------
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"filter": {"tags": ["a"]}}, {"operator_codes": ["900"], "tags": ["a"]}),
+        ({"filter": {"operator_codes": ["916"]}}, {"operator_codes": ["916"], "tags": ["vip"]}),
+        ({"filter": {"tags": None}}, {"operator_codes": ["900"], "tags": []}),
+        ({"filter": {"tags": []}}, {"operator_codes": ["900"], "tags": []}),
+        ({"filter": {}}, {"operator_codes": ["900"], "tags": ["vip"]}),
+        ({"filter": None}, {"operator_codes": [], "tags": []}),
+        ({"filter": {"operator_codes": None, "tags": [""]}}, {"operator_codes": [], "tags": [""]}),
+        ({"text": "only the text"}, {"operator_codes": ["900"], "tags": ["vip"]}),
+    ],
+)
+async def test_patch_merges_the_filter(
+    api: httpx.AsyncClient, clock: FakeClock, patch: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    mailing = await make_mailing(
+        api, clock.now, filter={"operator_codes": ["900"], "tags": ["vip"]}
+    )
+    response = await api.patch(f"/api/v1/mailings/{mailing['id']}", json=patch)
+    assert response.status_code == 200, response.text
+    assert response.json()["filter"] == expected
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"send_window": {"end": "22:00"}}, {"start": "09:00", "end": "22:00"}),
+        ({"send_window": {"start": "23:00"}}, {"start": "23:00", "end": "21:00"}),
+        ({"send_window": {"start": "08:00", "end": "20:00"}}, {"start": "08:00", "end": "20:00"}),
+        ({"send_window": {}}, {"start": "09:00", "end": "21:00"}),
+        ({"send_window": None}, None),
+    ],
+)
+async def test_patch_merges_the_send_window(
+    api: httpx.AsyncClient, clock: FakeClock, patch: dict[str, Any], expected: Any
+) -> None:
+    mailing = await make_mailing(
+        api, clock.now, duration=timedelta(days=2), send_window={"start": "09:00", "end": "21:00"}
+    )
+    response = await api.patch(f"/api/v1/mailings/{mailing['id']}", json=patch)
+    assert response.status_code == 200, response.text
+    assert response.json()["send_window"] == expected
+
+
+@pytest.mark.parametrize(
+    ("window", "patch", "field"),
+    [
+        # Merged, the window is checked as a whole.
+        ({"start": "09:00", "end": "21:00"}, {"end": "09:00"}, "send_window"),
+        ({"start": "09:00", "end": "21:00"}, {"start": None}, "send_window.start"),
+        ({"start": "09:00", "end": "21:00"}, {"end": "25:00"}, "send_window.end"),
+        ({"start": "09:00", "end": "21:00"}, {"middle": "12:00"}, "send_window.middle"),
+        # Nothing to merge with: both ends are needed.
+        (None, {"start": "10:00"}, "send_window.end"),
+        (None, {"end": "10:00"}, "send_window.start"),
+    ],
+)
+async def test_patch_of_the_window_is_checked_whole(
+    api: httpx.AsyncClient,
+    clock: FakeClock,
+    window: dict[str, str] | None,
+    patch: dict[str, Any],
+    field: str,
+) -> None:
+    mailing = await make_mailing(api, clock.now, duration=timedelta(days=2), send_window=window)
+    response = await api.patch(f"/api/v1/mailings/{mailing['id']}", json={"send_window": patch})
+    assert response.status_code == 422, response.text
+    assert error_fields(response) == [field]
+    unchanged = (await api.get(f"/api/v1/mailings/{mailing['id']}")).json()
+    assert unchanged["send_window"] == window
+
+
+async def test_running_mailing_filter_patch_that_changes_nothing_is_fine(
+    api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    mailing = await make_mailing(
+        api,
+        clock.now,
+        start_in=timedelta(0),
+        filter={"operator_codes": ["900"], "tags": ["vip"]},
+        send_window={"start": "00:00", "end": "23:00"},
+    )
+    url = f"/api/v1/mailings/{mailing['id']}"
+    same = await api.patch(url, json={"filter": {"tags": ["vip"]}, "send_window": {"end": "23:30"}})
+    assert same.status_code == 200, same.text
+    assert same.json()["send_window"] == {"start": "00:00", "end": "23:30"}
+    other = await api.patch(url, json={"filter": {"tags": ["new"]}})
+    assert other.status_code == 409
+    assert error_fields(other) == ["filter"]
+
+
+# --- a send window that can never open before end_time is refused -----------------------------
+
+
+def _moment(now: datetime, second: int) -> datetime:
+    """Tomorrow at 10:00:``second`` UTC."""
+    return (now + timedelta(days=1)).replace(hour=10, minute=0, second=second, microsecond=0)
+
+
+async def test_window_that_never_opens_is_refused(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    # Twenty seconds of sending against twenty other seconds of window: in no time zone do they
+    # meet (offsets are whole minutes).
+    body = {
+        "text": "hello",
+        "start_time": iso(_moment(clock.now, 30)),
+        "end_time": iso(_moment(clock.now, 50)),
+        "send_window": {"start": "09:00:00", "end": "09:00:20"},
+    }
+    created = await api.post("/api/v1/mailings", json=body)
+    assert created.status_code == 422, created.text
+    assert error_fields(created) == ["send_window"]
+    assert created.json()["detail"].startswith(
+        "send_window: 09:00–09:00:20 never opens between start_time and end_time in any "
+        "client's time zone"
+    )
+    # Past the next full minute, and some time zone sees the window open.
+    longer = iso(_moment(clock.now, 30) + timedelta(seconds=35))
+    ok = await api.post("/api/v1/mailings", json={**body, "end_time": longer})
+    assert ok.status_code == 201, ok.text
+
+
+async def test_a_window_open_somewhere_is_accepted(
+    api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    # 10:00–10:30 UTC is outside 09:00–10:00 in UTC, but inside it at -01:00.
+    mailing = await make_mailing(
+        api,
+        clock.now,
+        start_in=_moment(clock.now, 0) - clock.now,
+        duration=timedelta(minutes=30),
+        send_window={"start": "09:00", "end": "10:00"},
+    )
+    assert mailing["send_window"] == {"start": "09:00", "end": "10:00"}
+
+
+async def test_put_and_patch_cannot_make_a_window_that_never_opens(
+    api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    start, end = _moment(clock.now, 30), _moment(clock.now, 50)
+    mailing = await make_mailing(
+        api, clock.now, start_in=start - clock.now, duration=timedelta(hours=1)
+    )
+    url = f"/api/v1/mailings/{mailing['id']}"
+    never = {"start": "09:00:00", "end": "09:00:20"}
+    put = await api.put(
+        url,
+        json={"text": "x", "start_time": iso(start), "end_time": iso(end), "send_window": never},
+    )
+    assert put.status_code == 422, put.text
+    assert error_fields(put) == ["send_window"]
+    # Each change alone is fine; together they close the window for everyone.
+    assert (await api.patch(url, json={"send_window": never})).status_code == 200
+    shorter = await api.patch(url, json={"end_time": iso(end)})
+    assert shorter.status_code == 422, shorter.text
+    assert error_fields(shorter) == ["send_window"]
+    wider = await api.patch(url, json={"end_time": iso(end), "send_window": {"end": "09:00:35"}})
+    assert wider.status_code == 200, wider.text
+
+
+async def test_running_mailing_edit_cannot_close_the_window(
+    api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    mailing = await make_mailing(
+        api, clock.now, start_in=timedelta(minutes=-10), duration=timedelta(minutes=10, seconds=20)
+    )
+    assert mailing["status"] == "running"
+    # From now on, twenty seconds remain: a twenty-second window away from them never opens.
+    opens = (clock.now + timedelta(seconds=30)).time()
+    closes = (clock.now + timedelta(seconds=50)).time()
+    window = {"start": opens.isoformat(), "end": closes.isoformat()}
+    url = f"/api/v1/mailings/{mailing['id']}"
+    refused = await api.patch(url, json={"send_window": window})
+    assert refused.status_code == 422, refused.text
+    assert "between now and end_time" in refused.json()["detail"]
+    later = iso(clock.now + timedelta(seconds=45))
+    moved = await api.patch(url, json={"send_window": window, "end_time": later})
+    assert moved.status_code == 200, moved.text
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"", "a JSON body is required"),
+        (b"null", "the body must be a JSON object"),
+        (b"[]", "the body must be a JSON object"),
+        (b'{"text": "x", "filter": []}', "filter: must be a JSON object"),
+    ],
+)
+async def test_body_shape_errors_are_plain(
+    api: httpx.AsyncClient, body: bytes, detail: str
+) -> None:
+    response = await api.post(
+        "/api/v1/mailings", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert detail in response.json()["detail"]

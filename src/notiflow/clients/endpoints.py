@@ -10,6 +10,7 @@ from notiflow.clients.schemas import (
     ClientPatch,
     ClientRead,
     ClientReplace,
+    ImportMode,
     ImportResult,
 )
 from notiflow.core.body import JsonBody, read_body, require_media_type
@@ -27,9 +28,12 @@ ClientId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The client's id.
 _IMPORT_BODY = {
     "required": True,
     "description": (
-        "CSV with the header `phone,operator_code,tag,timezone` (only `phone` is required), or a "
-        "JSON array of clients. Each record is the client's whole state, as in PUT: clients are "
-        "matched by phone, new ones are created and existing ones replaced."
+        "CSV whose header names `phone` and any of `operator_code`, `tag`, `timezone` (other "
+        "columns are ignored and listed in `ignored_columns`; `,`, `;` or tab separated, as "
+        "the header line shows; a UTF-8 BOM is fine), or a JSON array of clients. Clients are "
+        "matched by phone: new ones are created (what a record lacks takes its default), "
+        "existing ones updated as `mode` says. Phones may be written `+7 (900) 123-45-67` or "
+        "`8 900 123 45 67`."
     ),
     "content": {
         "text/csv": {
@@ -37,7 +41,7 @@ _IMPORT_BODY = {
             "example": (
                 "phone,operator_code,tag,timezone\n"
                 "79001234567,900,vip,Europe/Moscow\n"
-                "79161234567,,,+03:00\n"
+                "+7 916 123-45-67,,,+03:00\n"
             ),
         },
         "application/json": {
@@ -182,7 +186,20 @@ async def opt_in_client(client_id: ClientId, session: SessionDep, clock: ClockDe
     responses=error_responses(401, 413, 415, 422),
 )
 async def import_clients(
-    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    mode: Annotated[
+        ImportMode,
+        Query(
+            description=(
+                "`merge` (default): an existing client gets only the columns the file has (a "
+                "JSON object: its own keys). `replace`: each record is the client's whole "
+                "state, as in PUT, and what it lacks takes its default."
+            )
+        ),
+    ] = "merge",
 ) -> ImportResult:
     kind = require_media_type(request, ("text/csv", "application/json"))
     body = await read_body(request)
@@ -190,6 +207,7 @@ async def import_clients(
         session,
         body=body,
         content_type=kind,
+        mode=mode,
         default_timezone=settings.default_timezone,
         clock=clock,
     )

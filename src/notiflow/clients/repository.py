@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, text, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    TextClause,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +29,22 @@ from notiflow.models import Client, Message
 
 # Parameters per statement stay below SQLite's and asyncpg's limits.
 _CHUNK = 5000
+
+
+def audience_condition(operator_codes: Sequence[str], tags: Sequence[str]) -> ColumnElement[bool]:
+    """The clients a mailing's filter selects: the one definition of an audience.
+
+    A client matches when its operator code is in ``operator_codes`` (if any) AND its tag is in
+    ``tags`` (if any), where the tag ``""`` stands for clients without a tag (NULL).
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if operator_codes:
+        conditions.append(Client.operator_code.in_(operator_codes))
+    if tags:
+        tagged = Client.tag.in_(tags)
+        # "" is stored as NULL; IN also keeps rows written as "" before that rule.
+        conditions.append(or_(tagged, Client.tag.is_(None)) if "" in tags else tagged)
+    return and_(*conditions) if conditions else true()
 
 
 def _filtered(
@@ -82,37 +112,59 @@ async def existing_phones(session: AsyncSession, phones: Sequence[str]) -> set[s
     return found
 
 
-_PG_UPSERT = text(
-    """
-    INSERT INTO clients (phone, operator_code, tag, timezone, created_at, updated_at)
-    SELECT phone, operator_code, tag, timezone, :now, :now
-    FROM unnest(CAST(:phones AS text[]), CAST(:codes AS text[]), CAST(:tags AS text[]),
-                CAST(:zones AS text[])) AS rows (phone, operator_code, tag, timezone)
-    ON CONFLICT (phone) DO UPDATE SET
-        operator_code = excluded.operator_code,
-        tag = excluded.tag,
-        timezone = excluded.timezone,
-        updated_at = excluded.updated_at
-    """
-).bindparams(bindparam("now", type_=UTCDateTime()))
+# What an upsert may set of an existing client; the phone is the conflict target.
+UPSERT_COLUMNS = ("operator_code", "tag", "timezone")
+
+
+@lru_cache(maxsize=16)
+def _pg_upsert(columns: tuple[str, ...]) -> TextClause:
+    updates = ", ".join(f"{name} = excluded.{name}" for name in (*columns, "updated_at"))
+    return text(
+        f"""
+        INSERT INTO clients (phone, operator_code, tag, timezone, created_at, updated_at)
+        SELECT phone, operator_code, tag, timezone, :now, :now
+        FROM unnest(CAST(:phones AS text[]), CAST(:codes AS text[]), CAST(:tags AS text[]),
+                    CAST(:zones AS text[])) AS rows (phone, operator_code, tag, timezone)
+        ON CONFLICT (phone) DO UPDATE SET {updates}
+        """
+    ).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+@lru_cache(maxsize=16)
+def _sqlite_upsert(columns: tuple[str, ...]) -> Any:
+    statement = sqlite_insert(Client)
+    return statement.on_conflict_do_update(
+        index_elements=[Client.phone],
+        set_={name: statement.excluded[name] for name in (*columns, "updated_at")},
+    )
 
 
 async def upsert_many(
-    session: AsyncSession, rows: Sequence[dict[str, Any]], *, now: datetime
+    session: AsyncSession,
+    rows: Sequence[dict[str, Any]],
+    *,
+    now: datetime,
+    columns: Sequence[str] = UPSERT_COLUMNS,
 ) -> None:
-    """Insert clients, replacing the fields of those whose phone already exists.
+    """Insert clients (every field of ``rows``); of those whose phone already exists, set only
+    ``columns`` (and ``updated_at``).
 
-    PostgreSQL gets one set-based statement per chunk (arrays through ``unnest``), about ten
-    times faster than a batch of single-row upserts; SQLite runs in-process, where a prepared
-    statement executed per row is already fast.
+    One statement shape per set of columns. PostgreSQL gets one set-based statement per chunk
+    (arrays through ``unnest``), about ten times faster than a batch of single-row upserts;
+    SQLite runs in-process, where a prepared statement executed per row is already fast.
     """
+    unknown = set(columns) - set(UPSERT_COLUMNS)
+    if unknown:
+        raise ValueError(f"not a column an upsert may set: {', '.join(sorted(unknown))}")
+    shape = tuple(name for name in UPSERT_COLUMNS if name in columns)
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
+        statement = _pg_upsert(shape)
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
             await session.execute(
-                _PG_UPSERT,
+                statement,
                 {
                     "now": now,
                     "phones": [row["phone"] for row in chunk],
@@ -122,38 +174,13 @@ async def upsert_many(
                 },
             )
         return
-    statement = sqlite_insert(Client)
-    statement = statement.on_conflict_do_update(
-        index_elements=[Client.phone],
-        set_={
-            "operator_code": statement.excluded.operator_code,
-            "tag": statement.excluded.tag,
-            "timezone": statement.excluded.timezone,
-            "updated_at": statement.excluded.updated_at,
-        },
-    )
+    statement = _sqlite_upsert(shape)
     batch = [{**row, "created_at": now, "updated_at": now} for row in rows]
     for start in range(0, len(batch), _CHUNK):
         await session.execute(statement, batch[start : start + _CHUNK])
 
 
 # --- audiences -------------------------------------------------------------------------------
-
-
-def audience_condition(operator_codes: Sequence[str], tags: Sequence[str]) -> Any:
-    """Which clients a mailing's filter selects (opted-out ones aside): an operator code in
-    ``operator_codes`` and a tag in ``tags``, an empty list matching every client; the tag ""
-    stands for clients without a tag."""
-    conditions: list[Any] = []
-    if operator_codes:
-        conditions.append(Client.operator_code.in_(list(operator_codes)))
-    if tags:
-        named = [tag for tag in tags if tag]
-        either = [Client.tag.in_(named)] if named else []
-        if len(named) < len(tags):
-            either.append(Client.tag.is_(None))
-        conditions.append(or_(*either))
-    return and_(true(), *conditions)
 
 
 async def audience_by_timezone(

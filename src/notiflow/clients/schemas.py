@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from notiflow.core.types import OperatorCode, Phone, Tag, TimeZoneName
+from notiflow.core.types import ClientTag, OperatorCode, Phone, TimeZoneName
 
 _CLIENT_EXAMPLE: dict[str, Any] = {
     "phone": "79001234567",
@@ -24,7 +24,9 @@ class ClientCreate(BaseModel):
     operator_code: OperatorCode | None = Field(
         default=None, description="3 digits; when omitted, digits 2–4 of the phone."
     )
-    tag: Tag | None = Field(default=None, description="A free label, at most 255 characters.")
+    tag: ClientTag = Field(
+        default=None, description='A free label, at most 255 characters; "" or null: no tag.'
+    )
     timezone: TimeZoneName | None = Field(
         default=None,
         description="IANA name or fixed offset; when omitted, NOTIFLOW_DEFAULT_TIMEZONE.",
@@ -42,7 +44,7 @@ class ClientPatch(BaseModel):
 
     phone: Phone | None = None
     operator_code: OperatorCode | None = None
-    tag: Tag | None = None
+    tag: ClientTag = Field(default=None, description='"" or null removes the tag.')
     timezone: TimeZoneName | None = None
 
 
@@ -78,6 +80,11 @@ class ImportRejection(BaseModel):
     error: str = Field(description="Why the record was not imported.")
 
 
+# How an import treats the clients that already exist (matched by phone): `merge` sets only the
+# columns the records have, `replace` makes each record the client's whole state.
+ImportMode = Literal["merge", "replace"]
+
+
 class ImportResult(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -85,12 +92,23 @@ class ImportResult(BaseModel):
                 {
                     "created": 2,
                     "updated": 1,
-                    "rejected": [{"row": 4, "error": "phone: must be 11 digits starting with 7"}],
+                    "rejected": [{"row": 4, "error": "phone: required"}],
+                    "mode": "merge",
+                    "ignored_columns": ["name"],
                 }
             ]
         }
     )
 
     created: int = Field(description="New clients.")
-    updated: int = Field(description="Existing clients (same phone) that were replaced.")
+    updated: int = Field(description="Existing clients (same phone), updated as `mode` says.")
     rejected: list[ImportRejection] = Field(description="Records that were not imported.")
+    mode: ImportMode = Field(
+        description=(
+            "`merge`: existing clients got only the columns the records have; `replace`: "
+            "each record was the client's whole state."
+        )
+    )
+    ignored_columns: list[str] = Field(
+        description="Columns (CSV) or keys (JSON) that are not client fields, hence ignored."
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow.clients import repository
-from notiflow.clients.schemas import ClientCreate, ClientPatch, ImportRejection, ImportResult
+from notiflow.clients.schemas import (
+    ClientCreate,
+    ClientPatch,
+    ImportMode,
+    ImportRejection,
+    ImportResult,
+)
 from notiflow.core.clock import Clock
 from notiflow.core.errors import Conflict, InvalidInput, NotFound
 from notiflow.core.timezones import normalize_timezone
@@ -23,6 +29,8 @@ from notiflow.messages import repository as messages
 from notiflow.models import Client
 
 IMPORT_COLUMNS = ("phone", "operator_code", "tag", "timezone")
+# What an import may change of an existing client (the phone is how it is found).
+UPDATABLE_COLUMNS = ("operator_code", "tag", "timezone")
 
 
 def operator_code_of(phone: str) -> str:
@@ -163,11 +171,26 @@ async def list_page(
 
 
 # --- bulk import -----------------------------------------------------------------------------
+#
+# A record names a phone and any of the other columns. In merge mode (the default) an existing
+# client gets only the columns its record has (a CSV file: the file's columns; a JSON object:
+# its own keys), each written as given, an empty cell or null meaning that column's default; in
+# replace mode every record is the client's whole state, as in PUT. New phones take the
+# defaults for what their record lacks, in both modes.
+
+_SEPARATORS = (",", ";", "\t")
+
+
+@dataclass(slots=True)
+class _Row:
+    values: dict[str, Any]
+    # The columns an existing client gets from this record.
+    columns: tuple[str, ...]
 
 
 @dataclass(slots=True)
 class _ParsedRows:
-    rows: list[tuple[int, dict[str, Any]]]
+    rows: list[_Row]
     rejected: list[ImportRejection]
 
 
@@ -181,17 +204,19 @@ def _optional(record: dict[str, Any], key: str) -> str | None:
     return value or None
 
 
-def _validate_record(record: Any, default_timezone: str) -> dict[str, Any]:
-    """Check one imported record; raise ``ValueError`` with a message that names the field."""
-    if not isinstance(record, dict):
-        raise ValueError("must be an object with phone, operator_code, tag, timezone")
-    unknown = set(record) - set(IMPORT_COLUMNS)
-    if unknown:
-        raise ValueError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+def _phone(record: dict[str, Any]) -> str:
+    value = record.get("phone")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError("phone: required")
     try:
-        phone = normalize_phone(record.get("phone"))
+        return normalize_phone(value)
     except ValueError as exc:
         raise ValueError(f"phone: {exc}") from None
+
+
+def _validate_record(record: dict[str, Any], default_timezone: str) -> dict[str, Any]:
+    """Check one imported record (known columns only); raise ``ValueError`` naming the field."""
+    phone = _phone(record)
     operator_code = _optional(record, "operator_code")
     if operator_code is None:
         operator_code = operator_code_of(phone)
@@ -208,7 +233,7 @@ def _validate_record(record: Any, default_timezone: str) -> dict[str, Any]:
             check_tag(tag)
         except ValueError as exc:
             raise ValueError(f"tag: {exc}") from None
-        tag = tag or None
+        tag = tag or None  # "" is no tag, as in the API
     timezone = _optional(record, "timezone")
     try:
         timezone = normalize_timezone(check_text(timezone)) if timezone else default_timezone
@@ -217,26 +242,55 @@ def _validate_record(record: Any, default_timezone: str) -> dict[str, Any]:
     return {"phone": phone, "operator_code": operator_code, "tag": tag, "timezone": timezone}
 
 
-def _validate_all(records: Iterable[tuple[int, Any]], default_timezone: str) -> _ParsedRows:
+def _validate_all(
+    records: Iterable[tuple[int, dict[str, Any]]], *, default_timezone: str, mode: ImportMode
+) -> _ParsedRows:
     parsed = _ParsedRows(rows=[], rejected=[])
     first_row_of: dict[str, int] = {}
+    whole: tuple[str, ...] = UPDATABLE_COLUMNS
     for number, record in records:
         try:
-            row = _validate_record(record, default_timezone)
+            values = _validate_record(record, default_timezone)
         except ValueError as exc:
             parsed.rejected.append(ImportRejection(row=number, error=str(exc)))
             continue
-        earlier = first_row_of.setdefault(row["phone"], number)
+        earlier = first_row_of.setdefault(values["phone"], number)
         if earlier != number:
             parsed.rejected.append(
                 ImportRejection(row=number, error=f"phone: duplicate of row {earlier}")
             )
             continue
-        parsed.rows.append((number, row))
+        if mode == "merge":
+            columns = tuple(name for name in UPDATABLE_COLUMNS if name in record)
+        else:
+            columns = whole
+        parsed.rows.append(_Row(values=values, columns=columns))
     return parsed
 
 
-def _csv_records(body: bytes) -> Iterable[tuple[int, Any]]:
+class _BrokenRow:
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+@dataclass(slots=True)
+class _Records:
+    """The records of a body, known columns only, and the names of the columns left out
+    (``ignored`` is complete once ``items`` has been consumed: a JSON array is read lazily)."""
+
+    items: Iterable[tuple[int, dict[str, Any] | _BrokenRow]]
+    ignored: Callable[[], list[str]]
+
+
+def _separator(text: str) -> str:
+    """The separator of a CSV file: whichever of , ; and tab its header line has most of."""
+    header = text.split("\n", 1)[0]
+    counts = {separator: header.count(separator) for separator in _SEPARATORS}
+    best = max(counts, key=lambda separator: counts[separator])
+    return best if counts[best] else ","
+
+
+def _csv_records(body: bytes) -> _Records:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -245,26 +299,30 @@ def _csv_records(body: bytes) -> Iterable[tuple[int, Any]]:
         ) from None
     if "\x00" in text:
         raise InvalidInput("the CSV body contains NUL characters")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    separator = _separator(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
     try:
         header = next(reader)
     except StopIteration:
         raise InvalidInput(
-            "the CSV body is empty: expected a header phone,operator_code,tag,timezone"
+            "the CSV body is empty: expected a header such as phone,operator_code,tag,timezone"
         ) from None
     except csv.Error as exc:
         raise InvalidInput(f"the CSV header cannot be read: {exc}") from None
     columns = [name.strip().lower() for name in header]
-    unknown = [name for name in columns if name not in IMPORT_COLUMNS]
-    if unknown or "phone" not in columns or len(set(columns)) != len(columns):
+    known = [name for name in columns if name in IMPORT_COLUMNS]
+    if "phone" not in known or len(set(known)) != len(known):
         raise InvalidInput(
-            "the CSV header must name the columns phone,operator_code,tag,timezone "
-            f"(phone is required, each at most once); got {','.join(columns)!r}"
+            "the CSV header must name a phone column, and may name operator_code, tag and "
+            f"timezone, each at most once; got {separator.join(columns)!r}"
         )
-    return _csv_rows(reader, columns)
+    ignored = [name for name in dict.fromkeys(columns) if name and name not in IMPORT_COLUMNS]
+    return _Records(items=_csv_rows(reader, columns), ignored=lambda: ignored)
 
 
-def _csv_rows(reader: Any, columns: list[str]) -> Iterable[tuple[int, Any]]:
+def _csv_rows(reader: Any, columns: list[str]) -> Iterable[tuple[int, dict[str, Any] | _BrokenRow]]:
+    keep = [index for index, name in enumerate(columns) if name in IMPORT_COLUMNS]
+    names = [columns[index] for index in keep]
     number = 0
     while True:
         number += 1
@@ -281,22 +339,32 @@ def _csv_rows(reader: Any, columns: list[str]) -> Iterable[tuple[int, Any]]:
         if len(cells) != len(columns):
             yield number, _BrokenRow(f"expected {len(columns)} columns, got {len(cells)}")
             continue
-        yield number, dict(zip(columns, cells, strict=True))
+        yield number, dict(zip(names, [cells[index] for index in keep], strict=True))
 
 
-class _BrokenRow:
-    def __init__(self, error: str) -> None:
-        self.error = error
-
-
-def _json_records(body: bytes) -> Iterable[tuple[int, Any]]:
+def _json_records(body: bytes) -> _Records:
     try:
-        data = json.loads(body)
+        data = json.loads(body)  # a UTF-8 BOM is allowed
     except (ValueError, RecursionError) as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, list):
         raise InvalidInput("the JSON body must be an array of clients")
-    return enumerate(data, start=1)
+    ignored: dict[str, None] = {}
+
+    def items() -> Iterable[tuple[int, dict[str, Any] | _BrokenRow]]:
+        for number, record in enumerate(data, start=1):
+            if not isinstance(record, dict):
+                yield (
+                    number,
+                    _BrokenRow("must be an object with phone, operator_code, tag, timezone"),
+                )
+                continue
+            for key in record:
+                if key not in IMPORT_COLUMNS:
+                    ignored.setdefault(key)
+            yield number, {key: value for key, value in record.items() if key in IMPORT_COLUMNS}
+
+    return _Records(items=items(), ignored=lambda: list(ignored))
 
 
 async def import_clients(
@@ -304,6 +372,7 @@ async def import_clients(
     *,
     body: bytes,
     content_type: str,
+    mode: ImportMode,
     default_timezone: str,
     clock: Clock,
 ) -> ImportResult:
@@ -311,16 +380,30 @@ async def import_clients(
     records = _csv_records(body) if content_type == "text/csv" else _json_records(body)
     broken: list[ImportRejection] = []
 
-    def _good(items: Iterable[tuple[int, Any]]) -> Iterable[tuple[int, Any]]:
+    def _good(
+        items: Iterable[tuple[int, dict[str, Any] | _BrokenRow]],
+    ) -> Iterable[tuple[int, dict[str, Any]]]:
         for number, record in items:
             if isinstance(record, _BrokenRow):
                 broken.append(ImportRejection(row=number, error=record.error))
             else:
                 yield number, record
 
-    parsed = _validate_all(_good(records), default_timezone)
-    rows = [row for _, row in parsed.rows]
-    existing = await repository.existing_phones(session, [row["phone"] for row in rows])
-    await repository.upsert_many(session, rows, now=clock())
+    parsed = _validate_all(_good(records.items), default_timezone=default_timezone, mode=mode)
+    phones = [row.values["phone"] for row in parsed.rows]
+    existing = await repository.existing_phones(session, phones)
+    # One statement shape per set of columns: a CSV file has one, a JSON array a few at most.
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in parsed.rows:
+        by_columns.setdefault(row.columns, []).append(row.values)
+    now = clock()
+    for columns, rows in by_columns.items():
+        await repository.upsert_many(session, rows, now=now, columns=columns)
     rejected = sorted(broken + parsed.rejected, key=lambda item: item.row)
-    return ImportResult(created=len(rows) - len(existing), updated=len(existing), rejected=rejected)
+    return ImportResult(
+        created=len(phones) - len(existing),
+        updated=len(existing),
+        rejected=rejected,
+        mode=mode,
+        ignored_columns=records.ignored(),
+    )

@@ -13,13 +13,19 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+def _unsupported(kind: str, allowed: Collection[str]) -> UnsupportedMediaType:
+    wanted = " or ".join(allowed)
+    if not kind:
+        return UnsupportedMediaType(f"the request has no Content-Type; send Content-Type: {wanted}")
+    return UnsupportedMediaType(
+        f"Content-Type {kind!r} is not supported here; send Content-Type: {wanted}"
+    )
+
+
 def require_media_type(request: Request, allowed: Collection[str]) -> str:
     kind = media_type(request)
     if kind not in allowed:
-        shown = kind or "none"
-        raise UnsupportedMediaType(
-            f"Content-Type {shown!r} is not supported here; send one of: {', '.join(allowed)}"
-        )
+        raise _unsupported(kind, allowed)
     return kind
 
 
@@ -27,10 +33,7 @@ def require_json(request: Request) -> None:
     """Dependency of endpoints with a JSON body: any other content type is 415, not 422."""
     kind = media_type(request)
     if kind != "application/json" and not kind.endswith("+json"):
-        shown = kind or "none"
-        raise UnsupportedMediaType(
-            f"Content-Type {shown!r} is not supported here; send application/json"
-        )
+        raise _unsupported(kind, ("application/json",))
 
 
 JsonBody = Depends(require_json)

@@ -117,6 +117,36 @@ def _clean_message(message: str) -> str:
     return message.removeprefix("Value error, ")
 
 
+def _length_message(error: Mapping[str, Any], kind: str) -> str | None:
+    """Pydantic's length errors in the API's words: characters for text, items for lists."""
+    ctx = error.get("ctx") or {}
+    too_short = kind in ("string_too_short", "too_short")
+    bound = ctx.get("min_length" if too_short else "max_length")
+    if bound is None:
+        return None
+    if too_short and bound == 1:
+        return "must not be empty"
+    limit = "at least" if too_short else "at most"
+    if isinstance(error.get("input"), str):
+        return f"must be {limit} {bound} characters"
+    return f"must have {limit} {bound} items"
+
+
+_OBJECT_EXPECTED = frozenset({"model_attributes_type", "model_type", "dict_type"})
+
+
+def _message(error: Mapping[str, Any], kind: str, field: str) -> str:
+    if kind == "missing":
+        return "required" if field else "a JSON body is required"
+    if kind in _OBJECT_EXPECTED:
+        return "must be a JSON object" if field else "the body must be a JSON object"
+    if kind in ("string_too_short", "too_short", "string_too_long", "too_long"):
+        worded = _length_message(error, kind)
+        if worded is not None:
+            return worded
+    return _clean_message(str(error.get("msg", "invalid")))
+
+
 def _field_error(error: Mapping[str, Any]) -> FieldError:
     kind = str(error.get("type", "value_error"))
     loc = error.get("loc", ())
@@ -128,9 +158,8 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
             message=f"the body is not valid JSON (at character {position}): {reason}".rstrip(": "),
             type=kind,
         )
-    return FieldError(
-        field=_field_path(loc), message=_clean_message(str(error.get("msg", "invalid"))), type=kind
-    )
+    field = _field_path(loc)
+    return FieldError(field=field, message=_message(error, kind, field), type=kind)
 
 
 def validation_body(errors: Sequence[Any]) -> ErrorBody:

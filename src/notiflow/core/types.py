@@ -11,23 +11,44 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 from notiflow.core.clock import as_utc
 from notiflow.core.timezones import normalize_timezone
 
-PHONE_MESSAGE = "must be 11 digits starting with 7 (7XXXXXXXXXX); a leading + is allowed"
-_PHONE = re.compile(r"^\+?(7\d{10})$")
+PHONE_MESSAGE = (
+    "must be 11 digits starting with 7 (7XXXXXXXXXX); a leading + or 8 instead of 7, spaces, "
+    "dashes and parentheses are allowed"
+)
+# What people put between the digits: spaces (any, NBSP included), dashes, parentheses.
+_PHONE_SEPARATORS = re.compile(r"[\s()\-]+")
+# The same rule, for the OpenAPI document.
+PHONE_PATTERN = r"^\s*(\+[\s()-]*7|[\s()-]*[78])([\s()-]*[0-9]){10}[\s()-]*$"
 _OPERATOR = re.compile(r"^\d{3}$")
 TAG_MAX = 255
 
 
 def normalize_phone(value: object) -> str:
-    if isinstance(value, bool):
+    """The canonical ``7XXXXXXXXXX`` form of a phone as people write it, or ``ValueError``.
+
+    Accepted: a string or an integer; a leading ``+``; spaces, dashes and parentheses anywhere
+    (``+7 (900) 123-45-67``); and the Russian trunk prefix ``8`` in place of the country code
+    (``8 900 123 45 67``, not after a ``+``). Ten digits without a country code are refused, with
+    a hint: they could be from anywhere.
+    """
+    if isinstance(value, bool) or (isinstance(value, int) and value < 0):
         raise ValueError(PHONE_MESSAGE)
     if isinstance(value, int):
         value = str(value)
     if not isinstance(value, str):
         raise ValueError(PHONE_MESSAGE)
-    match = _PHONE.match(value.strip())
-    if match is None:
+    text = value.strip()
+    international = text.startswith("+")
+    digits = _PHONE_SEPARATORS.sub("", text[1:] if international else text)
+    if not (digits.isascii() and digits.isdigit()):
         raise ValueError(PHONE_MESSAGE)
-    return match.group(1)
+    if len(digits) == 11 and digits[0] == "8" and not international:
+        digits = "7" + digits[1:]
+    if len(digits) == 11 and digits[0] == "7":
+        return digits
+    if len(digits) == 10:
+        raise ValueError(f"{PHONE_MESSAGE}; this has 10: put the country code 7 in front")
+    raise ValueError(PHONE_MESSAGE)
 
 
 def check_operator_code(value: str) -> str:
@@ -76,11 +97,15 @@ Phone = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^\+?7\d{10}$"},
-                {"type": "integer", "minimum": 70000000000, "maximum": 79999999999},
+                {"type": "string", "pattern": PHONE_PATTERN},
+                {"type": "integer", "minimum": 70000000000, "maximum": 89999999999},
             ],
-            "description": "11 digits starting with 7, a string or an integer; + may lead.",
-            "examples": ["79001234567"],
+            "description": (
+                "11 digits starting with 7, a string or an integer, stored as 7XXXXXXXXXX. "
+                "A leading + or 8 (instead of 7), spaces, dashes and parentheses are accepted: "
+                "+7 (900) 123-45-67 and 8 900 123 45 67 are 79001234567."
+            ),
+            "examples": ["79001234567", "+7 900 123-45-67"],
         }
     ),
 ]
@@ -96,6 +121,14 @@ Tag = Annotated[
         max_length=TAG_MAX, examples=["vip"], description="A free label, at most 255 characters."
     ),
 ]
+
+
+def _empty_is_none(value: str | None) -> str | None:
+    return value or None
+
+
+# A client's tag: "" and null both mean "no tag", stored as NULL.
+ClientTag = Annotated[Tag | None, AfterValidator(_empty_is_none)]
 TimeZoneName = Annotated[
     str,
     AfterValidator(_timezone),

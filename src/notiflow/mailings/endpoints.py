@@ -152,12 +152,8 @@ async def replace_mailing(
     session: SessionDep,
     clock: ClockDep,
 ) -> MailingRead:
-    mailing = await service.update(
-        session,
-        mailing_id,
-        changes=service.replace_changes(data),
-        clock=clock,
-        notify=_notify(request),
+    mailing = await service.replace(
+        session, mailing_id, data=data, clock=clock, notify=_notify(request)
     )
     return await _read_one(session, mailing)
 
@@ -166,7 +162,13 @@ async def replace_mailing(
     "/{mailing_id}",
     dependencies=[JsonBody],
     summary="Change some fields of a mailing",
-    description=_EDIT_RULES,
+    description=(
+        "A JSON merge patch (RFC 7396): the fields sent change, the others keep their values. "
+        'Inside `filter`, a key sent replaces that list and `null` empties it (`"filter": '
+        "null` resets the whole filter); inside `send_window`, the ends sent replace the "
+        'current ones and the result is checked as a whole (`"send_window": null` removes '
+        "it). " + _EDIT_RULES
+    ),
     responses=error_responses(401, 404, 409, 413, 415, 422),
 )
 async def patch_mailing(
@@ -176,12 +178,8 @@ async def patch_mailing(
     session: SessionDep,
     clock: ClockDep,
 ) -> MailingRead:
-    mailing = await service.update(
-        session,
-        mailing_id,
-        changes=service.patch_changes(data),
-        clock=clock,
-        notify=_notify(request),
+    mailing = await service.patch(
+        session, mailing_id, data=data, clock=clock, notify=_notify(request)
     )
     return await _read_one(session, mailing)
 

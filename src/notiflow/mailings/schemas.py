@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from notiflow.clients.schemas import ClientRead
-from notiflow.core.types import OperatorCode, Phone, SafeText, Tag, UtcDatetime
+from notiflow.core.types import OperatorCode, Phone, Tag, UtcDatetime, check_text
 from notiflow.models import MailingStatus
 from notiflow.stats.schemas import MessageCounts
 
@@ -42,21 +42,37 @@ LocalTime = Annotated[
 ]
 
 
+OperatorCodes = Annotated[list[OperatorCode], AfterValidator(_unique), Field(max_length=1000)]
+Tags = Annotated[list[Tag], AfterValidator(_unique), Field(max_length=1000)]
+
+
 class MailingFilter(BaseModel):
     """A client matches when its operator code is in ``operator_codes`` (if non-empty) AND its tag
-    is in ``tags`` (if non-empty). Empty lists match every client."""
+    is in ``tags`` (if non-empty); the tag ``""`` stands for clients without a tag. Empty lists
+    match every client."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"operator_codes": ["900", "916"], "tags": ["vip"]}]},
+        json_schema_extra={"examples": [{"operator_codes": ["900", "916"], "tags": ["vip", ""]}]},
     )
 
-    operator_codes: Annotated[list[OperatorCode], AfterValidator(_unique)] = Field(
-        default_factory=list, max_length=1000
+    operator_codes: OperatorCodes = Field(
+        default_factory=list, description="Empty: any operator code."
     )
-    tags: Annotated[list[Tag], AfterValidator(_unique)] = Field(
-        default_factory=list, max_length=1000
+    tags: Tags = Field(
+        default_factory=list,
+        description='Empty: any tag or none. "" selects the clients without a tag.',
     )
+
+
+class MailingFilterPatch(BaseModel):
+    """A JSON merge patch (RFC 7396) of a filter: a key sent replaces that list (``null``
+    empties it); a key not sent keeps its current value."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"tags": ["vip"]}]})
+
+    operator_codes: OperatorCodes | None = Field(default=None, description="null: any code.")
+    tags: Tags | None = Field(default=None, description="null: any tag or none.")
 
 
 class SendWindow(BaseModel):
@@ -76,6 +92,16 @@ class SendWindow(BaseModel):
         return self
 
 
+class SendWindowPatch(BaseModel):
+    """A JSON merge patch (RFC 7396) of a send window: the ends sent replace the current ones,
+    and the result is checked as a whole; with no current window, both ends are needed."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"end": "22:00"}]})
+
+    start: LocalTime | None = None
+    end: LocalTime | None = None
+
+
 _MAILING_EXAMPLE: dict[str, Any] = {
     "text": "Black Friday: 30% off everything until Sunday",
     "start_time": "2026-11-27T09:00:00Z",
@@ -84,20 +110,41 @@ _MAILING_EXAMPLE: dict[str, Any] = {
     "send_window": {"start": "09:00", "end": "21:00"},
 }
 
-Text = Annotated[SafeText, Field(min_length=1, max_length=TEXT_MAX)]
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+# The length is checked first (so its error speaks of characters), then the content.
+Text = Annotated[
+    str,
+    Field(min_length=1, max_length=TEXT_MAX),
+    AfterValidator(_not_blank),
+    AfterValidator(check_text),
+]
 
 
 class MailingCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_MAILING_EXAMPLE]})
 
-    text: Text = Field(description="The message text, 1 to 4096 characters.")
+    text: Text = Field(description="The message text, 1 to 4096 characters, not only whitespace.")
     start_time: UtcDatetime = Field(description="When sending starts; no offset means UTC.")
     end_time: UtcDatetime = Field(
         description="After it nothing is sent; must be after start_time and in the future."
     )
-    filter: MailingFilter | None = Field(default=None, description="Empty or null: every client.")
+    filter: MailingFilter | None = Field(
+        default=None,
+        description='Empty or null: every client. The tag "" selects clients without a tag.',
+    )
     send_window: SendWindow | None = Field(
-        default=None, description="Local hours of each client; null: any time."
+        default=None,
+        description=(
+            "Local hours of each client; null: any time. A window that, at every UTC offset a "
+            "client may have (-14:00 to +14:00), stays shut from start_time (or now, if later) "
+            "until end_time is refused: no client could get a message."
+        ),
     )
 
 
@@ -106,16 +153,30 @@ class MailingReplace(MailingCreate):
 
 
 class MailingPatch(BaseModel):
+    """A JSON merge patch (RFC 7396): the fields sent change, the others keep their values;
+    inside ``filter`` and ``send_window`` too."""
+
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"end_time": "2026-11-30T21:00:00Z"}]},
+        json_schema_extra={
+            "examples": [
+                {"end_time": "2026-11-30T21:00:00Z"},
+                {"filter": {"tags": ["vip", ""]}, "send_window": {"end": "22:00"}},
+            ]
+        },
     )
 
     text: Text | None = None
     start_time: UtcDatetime | None = None
     end_time: UtcDatetime | None = None
-    filter: MailingFilter | None = None
-    send_window: SendWindow | None = Field(default=None, description="null removes the window.")
+    filter: MailingFilterPatch | None = Field(
+        default=None,
+        description="The keys sent replace theirs (null empties one); null: every client.",
+    )
+    send_window: SendWindowPatch | None = Field(
+        default=None,
+        description="The ends sent replace theirs, checked as a whole; null removes the window.",
+    )
 
 
 class MailingRead(BaseModel):

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, time
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow.clients import repository as clients
@@ -16,14 +17,16 @@ from notiflow.db.session import on_commit
 from notiflow.delivery.notify import Halt, halt_after_commit
 from notiflow.delivery.notify import notify as engine_notify
 from notiflow.delivery.queue import scheduling
-from notiflow.delivery.window import is_open
+from notiflow.delivery.window import is_open, opens_between
 from notiflow.mailings import repository
 from notiflow.mailings.schemas import (
     AudiencePreview,
     MailingCreate,
     MailingFilter,
+    MailingFilterPatch,
     MailingPatch,
     SendWindow,
+    SendWindowPatch,
 )
 from notiflow.messages import repository as messages
 from notiflow.models import Mailing, MailingStatus, MessageStatus
@@ -77,6 +80,32 @@ def _check_times(values: dict[str, Any], *, now: datetime, end_changed: bool) ->
         raise InvalidInput("must be in the future", field="end_time")
 
 
+def _clock_face(at: time) -> str:
+    return at.strftime("%H:%M" if at.second == 0 else "%H:%M:%S")
+
+
+def _check_window_opens(values: dict[str, Any], *, now: datetime) -> None:
+    """Refuse a send window that no client, in any time zone, could be sent anything in.
+
+    The audience's time zones are not known until the mailing starts, so every UTC offset a
+    client may have counts: the window must be open somewhere at some instant between the
+    moment sending can begin (start_time, or now once that has passed) and end_time.
+    """
+    window: SendWindow | None = values["send_window"]
+    begin = max(values["start_time"], now)
+    if window is None or values["end_time"] <= begin:
+        return  # no window; or nothing left to send, which the time checks speak of
+    if opens_between(begin, values["end_time"], window_start=window.start, window_end=window.end):
+        return
+    since = "start_time" if begin == values["start_time"] else "now"
+    raise InvalidInput(
+        f"{_clock_face(window.start)}–{_clock_face(window.end)} never opens between {since} "
+        "and end_time in any client's time zone (at any UTC offset from -14:00 to +14:00), so "
+        "every message would expire unsent; widen the window or move end_time",
+        field="send_window",
+    )
+
+
 async def _wake_engine(session: AsyncSession, notify: Notify) -> None:
     """Wake the engine once this transaction commits: this process's, and others' by NOTIFY."""
     on_commit(session, notify)
@@ -95,6 +124,7 @@ async def create(
     now = clock()
     values = replace_changes(data)
     _check_times(values, now=now, end_changed=True)
+    _check_window_opens(values, now=now)
     mailing = Mailing(status=MailingStatus.scheduled.value, created_at=now, updated_at=now)
     _assign(mailing, values)
     if mailing.start_time <= now:
@@ -104,18 +134,43 @@ async def create(
     return await repository.add(session, mailing)
 
 
-async def update(
+async def replace(
+    session: AsyncSession, mailing_id: int, *, data: MailingCreate, clock: Clock, notify: Notify
+) -> Mailing:
+    """PUT: the whole mailing, under the rules of its status."""
+    changes = replace_changes(data)
+    return await _update(
+        session, mailing_id, edit=lambda _current: changes, clock=clock, notify=notify
+    )
+
+
+async def patch(
+    session: AsyncSession, mailing_id: int, *, data: MailingPatch, clock: Clock, notify: Notify
+) -> Mailing:
+    """PATCH: a JSON merge patch of the mailing, under the rules of its status."""
+    return await _update(
+        session,
+        mailing_id,
+        edit=lambda current: patch_changes(data, current),
+        clock=clock,
+        notify=notify,
+    )
+
+
+async def _update(
     session: AsyncSession,
     mailing_id: int,
     *,
-    changes: dict[str, Any],
+    edit: Callable[[dict[str, Any]], dict[str, Any]],
     clock: Clock,
     notify: Notify,
 ) -> Mailing:
-    """Apply ``changes`` (field → new value, API form) under the rules of the mailing's status."""
+    """Apply the changes ``edit`` makes of the current values (field → new value, API form)
+    under the rules of the mailing's status."""
     mailing = await get(session, mailing_id, for_update=True)
     now = clock()
     current = _current(mailing)
+    changes = edit(current)
     changed = {name for name, value in changes.items() if current[name] != value}
     status = MailingStatus(mailing.status)
     if status in (MailingStatus.completed, MailingStatus.cancelled) and changed:
@@ -132,6 +187,8 @@ async def update(
         return mailing
     values = {**current, **changes}
     _check_times(values, now=now, end_changed="end_time" in changed)
+    if changed & {"start_time", "end_time", "send_window"}:
+        _check_window_opens(values, now=now)
     _assign(mailing, values)
     mailing.updated_at = now
     if status is MailingStatus.scheduled and mailing.start_time <= now:
@@ -155,16 +212,63 @@ def replace_changes(data: MailingCreate) -> dict[str, Any]:
     }
 
 
-def patch_changes(data: MailingPatch) -> dict[str, Any]:
+def patch_changes(data: MailingPatch, current: dict[str, Any]) -> dict[str, Any]:
+    """The new values a merge patch (RFC 7396) makes of ``current``: only the fields sent, with
+    ``filter`` and ``send_window`` merged key by key."""
     changes: dict[str, Any] = {}
     for name in data.model_fields_set:
         value = getattr(data, name)
-        if value is None and name in ("text", "start_time", "end_time"):
+        if name == "filter":
+            changes[name] = merge_filter(current["filter"], value)
+        elif name == "send_window":
+            changes[name] = merge_window(current["send_window"], value)
+        elif value is None:
             raise InvalidInput("must not be null", field=name)
-        if name == "filter" and value is None:
-            value = MailingFilter()
-        changes[name] = value
+        else:
+            changes[name] = value
     return changes
+
+
+def merge_filter(current: MailingFilter, patch: MailingFilterPatch | None) -> MailingFilter:
+    """``null`` resets the filter; each key sent replaces its list, ``null`` empties it."""
+    if patch is None:
+        return MailingFilter()
+    merged = {"operator_codes": current.operator_codes, "tags": current.tags}
+    for key in patch.model_fields_set:
+        merged[key] = getattr(patch, key) or []
+    return MailingFilter(**merged)
+
+
+def merge_window(current: SendWindow | None, patch: SendWindowPatch | None) -> SendWindow | None:
+    """``null`` removes the window; the ends sent replace the current ones, and the result is
+    checked as a whole. ``{}`` changes nothing."""
+    if patch is None:
+        return None
+    if not patch.model_fields_set:
+        return current
+    merged: dict[str, time] = {}
+    if current is not None:
+        merged = {"start": current.start, "end": current.end}
+    for key in sorted(patch.model_fields_set):
+        value = getattr(patch, key)
+        if value is None:
+            raise InvalidInput(
+                "must not be null: a window has a start and an end (send_window: null removes "
+                "the window)",
+                field=f"send_window.{key}",
+            )
+        merged[key] = value
+    for key in ("start", "end"):
+        if key not in merged:
+            raise InvalidInput(
+                "required: the mailing has no send window for the other end to merge with",
+                field=f"send_window.{key}",
+            )
+    try:
+        return SendWindow(**merged)
+    except ValidationError as exc:
+        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise InvalidInput(reason, field="send_window") from None
 
 
 async def start(session: AsyncSession, mailing_id: int, *, clock: Clock, notify: Notify) -> Mailing:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow import counters
-from notiflow.clients import repository as clients
+from notiflow.clients.repository import audience_condition
 from notiflow.db.types import UTCDateTime
 from notiflow.models import Client, Mailing, MailingStats, MailingStatus, Message, MessageStatus
 
@@ -91,7 +91,7 @@ async def materialise(session: AsyncSession, mailing_id: int, now: datetime) -> 
         literal(now, UTCDateTime()),
         literal(now, UTCDateTime()),
     ).where(
-        clients.audience_condition(mailing.operator_codes, mailing.tags),
+        audience_condition(mailing.operator_codes, mailing.tags),
         Client.opted_out_at.is_(None),
     )
     dialect_insert = pg_insert if _is_pg(session) else sqlite_insert
