@@ -454,7 +454,7 @@ async def test_audience_preview_counts_matches_opt_outs_and_the_open_window(
     window = {"start": f"{hour:02d}:00", "end": f"{(hour + 1) % 24:02d}:00"}
     mailing = {
         "text": "preview",
-        "start_time": iso(clock() + timedelta(hours=1)),
+        "start_time": iso(clock()),  # the window is open for clients on UTC now
         "end_time": iso(clock() + timedelta(hours=2)),
         "filter": {"operator_codes": ["900"], "tags": ["vip"]},
         "send_window": window,
@@ -484,3 +484,31 @@ async def test_audience_preview_counts_matches_opt_outs_and_the_open_window(
         "in_window_now"
     ] is None
     assert (await api.get("/api/v1/mailings/999/audience")).status_code == 404
+
+
+async def test_a_window_that_opens_for_no_client_of_the_audience_is_refused(
+    api: httpx.AsyncClient, clock: LiveClock
+) -> None:
+    """All clients on UTC, window 09:00–10:00, sending 10:00–10:30 UTC: every message would
+    expire unsent. Some offset of the world has the window open then, but none of the audience's."""
+    body = "phone,tag,timezone\n79000000001,a,UTC\n79000000002,b,-01:00\n"
+    await api.post("/api/v1/clients/import", content=body, headers={"Content-Type": "text/csv"})
+    day = (clock() + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+    mailing = {
+        "text": "too late",
+        "start_time": iso(day),
+        "end_time": iso(day + timedelta(minutes=30)),
+        "filter": {"tags": ["a"]},
+        "send_window": {"start": "09:00", "end": "10:00"},
+    }
+    refused = await api.post("/api/v1/mailings", json=mailing)
+    assert refused.status_code == 422, refused.text
+    assert "for any client of the audience (their time zones: UTC)" in refused.json()["detail"]
+    assert refused.json()["errors"][0]["field"] == "send_window"
+    # The client at -01:00 is at 09:00–09:30 then: inside the window.
+    accepted = await api.post("/api/v1/mailings", json={**mailing, "filter": {"tags": ["a", "b"]}})
+    assert accepted.status_code == 201, accepted.text
+    narrowed = await api.patch(
+        f"/api/v1/mailings/{accepted.json()['id']}", json={"filter": {"tags": ["a"]}}
+    )
+    assert narrowed.status_code == 422

@@ -17,7 +17,7 @@ from notiflow.db.session import on_commit
 from notiflow.delivery.notify import Halt, halt_after_commit
 from notiflow.delivery.notify import notify as engine_notify
 from notiflow.delivery.queue import scheduling
-from notiflow.delivery.window import is_open, opens_between
+from notiflow.delivery.window import is_open, opens_between, opens_in_zone
 from notiflow.mailings import repository
 from notiflow.mailings.schemas import (
     AudiencePreview,
@@ -84,24 +84,51 @@ def _clock_face(at: time) -> str:
     return at.strftime("%H:%M" if at.second == 0 else "%H:%M:%S")
 
 
-def _check_window_opens(values: dict[str, Any], *, now: datetime) -> None:
-    """Refuse a send window that no client, in any time zone, could be sent anything in.
+async def _check_window_opens(
+    session: AsyncSession, values: dict[str, Any], *, now: datetime
+) -> None:
+    """Refuse a send window that opens for no client of the audience before end_time.
 
-    The audience's time zones are not known until the mailing starts, so every UTC offset a
-    client may have counts: the window must be open somewhere at some instant between the
-    moment sending can begin (start_time, or now once that has passed) and end_time.
+    The time zones are those of the clients the filter selects now (read from an index); with
+    no such client yet, every UTC offset a client may have counts. The window must be open
+    somewhere at some instant between the moment sending can begin (start_time, or now once
+    that has passed) and end_time; otherwise every message would expire unsent.
     """
     window: SendWindow | None = values["send_window"]
     begin = max(values["start_time"], now)
     if window is None or values["end_time"] <= begin:
         return  # no window; or nothing left to send, which the time checks speak of
+    since = "start_time" if begin == values["start_time"] else "now"
+    face = f"{_clock_face(window.start)}–{_clock_face(window.end)}"
+    flt: MailingFilter = values["filter"] or MailingFilter()
+    condition = clients.audience_condition(flt.operator_codes, flt.tags)
+    zones = sorted(await clients.audience_by_timezone(session, condition, opted_out=False))
+    if zones:
+        for zone in zones:
+            try:
+                if opens_in_zone(
+                    begin,
+                    values["end_time"],
+                    window_start=window.start,
+                    window_end=window.end,
+                    timezone=zone,
+                ):
+                    return
+            except ValueError:  # a zone this system no longer knows: it cannot decide
+                return
+        shown = ", ".join(zones[:5]) + (f" and {len(zones) - 5} more" if len(zones) > 5 else "")
+        raise InvalidInput(
+            f"{face} never opens between {since} and end_time for any client of the audience "
+            f"(their time zones: {shown}), so every message would expire unsent; widen the "
+            "window or move end_time",
+            field="send_window",
+        )
     if opens_between(begin, values["end_time"], window_start=window.start, window_end=window.end):
         return
-    since = "start_time" if begin == values["start_time"] else "now"
     raise InvalidInput(
-        f"{_clock_face(window.start)}–{_clock_face(window.end)} never opens between {since} "
-        "and end_time in any client's time zone (at any UTC offset from -14:00 to +14:00), so "
-        "every message would expire unsent; widen the window or move end_time",
+        f"{face} never opens between {since} and end_time in any client's time zone (at any "
+        "UTC offset from -14:00 to +14:00), so every message would expire unsent; widen the "
+        "window or move end_time",
         field="send_window",
     )
 
@@ -124,7 +151,7 @@ async def create(
     now = clock()
     values = replace_changes(data)
     _check_times(values, now=now, end_changed=True)
-    _check_window_opens(values, now=now)
+    await _check_window_opens(session, values, now=now)
     mailing = Mailing(status=MailingStatus.scheduled.value, created_at=now, updated_at=now)
     _assign(mailing, values)
     if mailing.start_time <= now:
@@ -187,8 +214,8 @@ async def _update(
         return mailing
     values = {**current, **changes}
     _check_times(values, now=now, end_changed="end_time" in changed)
-    if changed & {"start_time", "end_time", "send_window"}:
-        _check_window_opens(values, now=now)
+    if changed & {"start_time", "end_time", "send_window", "filter"}:
+        await _check_window_opens(session, values, now=now)
     _assign(mailing, values)
     mailing.updated_at = now
     if status is MailingStatus.scheduled and mailing.start_time <= now:
