@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,10 +104,9 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    name = "notiflow_bench"
-    asyncio.run(
-        _pg(PG_ADMIN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    )
+    # A name of its own: two benchmarks on one server (two checkouts) never drop each other's.
+    name = f"notiflow_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_pg(PG_ADMIN, f'CREATE DATABASE "{name}"'))
     url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
     upgrade(url)
     try:
