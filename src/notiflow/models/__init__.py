@@ -5,11 +5,14 @@ from notiflow.models.client import Client
 from notiflow.models.mailing import Mailing, MailingStatus
 from notiflow.models.mailing_stats import MailingError, MailingStats, MailingTimeline
 from notiflow.models.message import FINAL_STATUSES, Message, MessageStatus
+from notiflow.models.webhook import Webhook
+from notiflow.models.webhook_delivery import DeliveryStatus, WebhookDelivery
 
 __all__ = [
     "FINAL_STATUSES",
     "ApiToken",
     "Client",
+    "DeliveryStatus",
     "Mailing",
     "MailingError",
     "MailingStats",
@@ -17,4 +20,6 @@ __all__ = [
     "MailingTimeline",
     "Message",
     "MessageStatus",
+    "Webhook",
+    "WebhookDelivery",
 ]
