@@ -17,6 +17,7 @@ from notiflow.mailings import repository
 from notiflow.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, SendWindow
 from notiflow.messages import repository as messages
 from notiflow.models import Mailing, MailingStatus
+from notiflow.webhooks import events as webhook_events
 
 Notify = Callable[[], None]
 
@@ -76,6 +77,9 @@ async def _start(mailing: Mailing, now: datetime, notify: Notify, session: Async
     mailing.status = MailingStatus.running.value
     mailing.started_at = now
     await _wake_engine(session, notify)
+    await webhook_events.emit_mailings(
+        session, webhook_events.MAILING_STARTED, [mailing.id], now=now
+    )
 
 
 async def create(
@@ -86,11 +90,12 @@ async def create(
     _check_times(values, now=now, end_changed=True)
     mailing = Mailing(status=MailingStatus.scheduled.value, created_at=now, updated_at=now)
     _assign(mailing, values)
+    await repository.add(session, mailing)  # its id first: a start is announced with it
     if mailing.start_time <= now:
         await _start(mailing, now, notify, session)
     else:
         await _wake_engine(session, notify)  # the scheduler must learn the nearest start time
-    return await repository.add(session, mailing)
+    return mailing
 
 
 async def update(
@@ -186,6 +191,9 @@ async def cancel(
         session, mailing.id, reason="mailing cancelled", now=now
     )
     await _wake_engine(session, notify)
+    await webhook_events.emit_mailings(
+        session, webhook_events.MAILING_CANCELLED, [mailing.id], now=now
+    )
     return mailing
 
 
