@@ -76,6 +76,7 @@ async def _wake_engine(session: AsyncSession, notify: Notify) -> None:
 async def _start(mailing: Mailing, now: datetime, notify: Notify, session: AsyncSession) -> None:
     mailing.status = MailingStatus.running.value
     mailing.started_at = now
+    mailing.updated_at = now
     await _wake_engine(session, notify)
     await webhook_events.emit_mailings(
         session, webhook_events.MAILING_STARTED, [mailing.id], now=now
