@@ -24,6 +24,7 @@ from sqlalchemy import func, select, text
 
 from notiflow.db.session import transaction
 from notiflow.delivery.engine import Engine
+from notiflow.delivery.queue import outcomes
 from notiflow.mailings import service as mailings
 from notiflow.models import Mailing, WebhookDelivery
 from tests.delivery_support import LiveClock, ThreadedSandbox, wait_for, wait_until
@@ -547,6 +548,9 @@ async def test_no_event_is_written_when_nobody_subscribes(
     assert (await mailing_stats(api, mailing["id"]))["stats"]["failed"] > 0
     assert await delivery_rows(app) == 0
     assert receiver.got == []
+    # With nobody subscribed, PostgreSQL's write-back is the statement it was without webhooks.
+    assert "webhook" not in outcomes._PG_WRITE_BACK.text
+    assert "webhook_deliveries" in outcomes._PG_WRITE_BACK_WITH_EVENTS.text
 
 
 async def test_workers_share_deliveries_without_sending_one_twice(
