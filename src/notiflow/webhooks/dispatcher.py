@@ -156,15 +156,20 @@ class Dispatcher:
         now = self._clock()
         stored = len(self._results)
         free = self._slots - len(self._tasks)
+        subscriptions = self.subscriptions
+        if not (subscriptions.due or stored or (free > 0 and subscriptions.events)):
+            return 0  # no active webhook at all: nothing to send (looked at again when due)
         async with transaction(self._sessionmaker) as session:
-            if self.subscriptions.due:
-                await self.subscriptions.refresh(session)
+            if subscriptions.due:
+                await subscriptions.refresh(session)
             if stored:
                 await repository.record(
                     session, worker=self._worker, results=self._results[:stored], now=now
                 )
             claimed = []
-            if free > 0:
+            # Deliveries are sent only to active webhooks, and an active webhook subscribes to
+            # some event: with none, there is nothing to claim.
+            if free > 0 and subscriptions.events:
                 claimed = await repository.claim(
                     session,
                     worker=self._worker,
