@@ -13,8 +13,9 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import httpx
@@ -24,9 +25,12 @@ from sqlalchemy import func, select, text
 
 from notiflow.db.session import transaction
 from notiflow.delivery.engine import Engine
+from notiflow.delivery.policy import RetryPolicy
 from notiflow.delivery.queue import outcomes
 from notiflow.mailings import service as mailings
 from notiflow.models import Mailing, WebhookDelivery
+from notiflow.webhooks.dispatcher import decide
+from notiflow.webhooks.repository import ClaimedDelivery
 from tests.delivery_support import LiveClock, ThreadedSandbox, wait_for, wait_until
 from tests.helpers import error_fields, iso
 
@@ -191,6 +195,45 @@ async def create_mailing(
 
 async def mailing_stats(api: httpx.AsyncClient, mailing_id: int) -> Any:
     return (await api.get(f"/api/v1/mailings/{mailing_id}/stats")).json()
+
+
+# --- what an attempt makes of a delivery ---------------------------------------------------------
+
+NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+POLICY = RetryPolicy(base_seconds=10, max_seconds=60, max_attempts=5)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "code", "error", "status", "wait"),
+    [
+        (0, 200, None, "delivered", None),
+        (4, 204, None, "delivered", None),
+        (0, 500, "HTTP 500", "pending", (5, 10)),
+        (1, None, "no answer before the timeout", "pending", (10, 20)),
+        (2, 410, "HTTP 410", "pending", (20, 40)),
+        (3, 302, "HTTP 302", "pending", (30, 60)),  # capped at max_seconds
+        (4, 500, "HTTP 500", "failed", None),  # the 5th attempt was the last
+    ],
+)
+def test_what_an_attempt_makes_of_a_delivery(
+    attempts: int, code: int | None, error: str | None, status: str, wait: Any
+) -> None:
+    claimed = ClaimedDelivery(1, 2, "ping", "{}", attempts, NOW, "http://x", "s" * 16)
+    for seed in range(20):
+        result = decide(
+            claimed, status_code=code, error=error, now=NOW, policy=POLICY, rng=Random(seed)
+        )
+        assert result.status.value == status
+        assert result.attempts == attempts + 1
+        assert result.status_code == code
+        assert result.error == error
+        assert result.delivered_at == (NOW if status == "delivered" else None)
+        if wait is None:
+            assert result.next_attempt_at is None
+        else:
+            assert result.next_attempt_at is not None
+            delay = (result.next_attempt_at - NOW).total_seconds()
+            assert wait[0] <= delay <= wait[1]
 
 
 # --- the API -------------------------------------------------------------------------------------
