@@ -24,7 +24,7 @@ async def _index_names(url: str) -> dict[str, set[str]]:
             return await connection.run_sync(
                 lambda sync: {
                     table: {str(index["name"]) for index in inspect(sync).get_indexes(table)}
-                    for table in ("messages", "clients")
+                    for table in ("messages", "clients", "webhook_deliveries")
                 }
             )
     finally:
@@ -34,6 +34,10 @@ async def _index_names(url: str) -> dict[str, set[str]]:
 def test_queue_indexes_exist(db_url: str) -> None:
     indexes = asyncio.run(_index_names(db_url))
     assert {"ix_messages_due", "ix_messages_lease"} <= indexes["messages"]
+    assert {
+        "ix_webhook_deliveries_due",
+        "ix_webhook_deliveries_webhook_id_id",
+    } <= indexes["webhook_deliveries"]
 
 
 def test_downgrade_and_upgrade_again(tmp_path: Path, sqlite_template: Path) -> None:

@@ -30,6 +30,7 @@ from notiflow.mailings.endpoints import router as mailings_router
 from notiflow.messages.endpoints import router as messages_router
 from notiflow.sandbox.server import FaultConfig, Sandbox
 from notiflow.stats.endpoints import router as stats_router
+from notiflow.webhooks.endpoints import router as webhooks_router
 
 log = logging.getLogger("notiflow")
 
@@ -61,6 +62,11 @@ TAGS = [
     {"name": "mailings", "description": "Campaigns, their messages and statistics."},
     {"name": "messages", "description": "One message per (mailing, client)."},
     {"name": "stats", "description": "Statistics over every mailing."},
+    {
+        "name": "webhooks",
+        "description": "URLs told of mailing and message events, by signed POSTs that are "
+        "retried until they succeed (or fail after NOTIFLOW_WEBHOOK_MAX_ATTEMPTS).",
+    },
     {"name": "service", "description": "Health of the service."},
 ]
 
@@ -234,6 +240,7 @@ def create_app(
     api.include_router(mailings_router)
     api.include_router(messages_router)
     api.include_router(stats_router)
+    api.include_router(webhooks_router)
     app.include_router(api)
 
     @app.get(

@@ -156,6 +156,25 @@ class Settings(BaseSettings):
         default="", max_length=40, description="Name of this worker in logs and leases."
     )
 
+    # --- webhooks -----------------------------------------------------------------------------
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds one webhook delivery attempt may take."
+    )
+    webhook_max_attempts: int = Field(
+        default=10, ge=1, le=100, description="Attempts of a webhook delivery before it fails."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="First retry delay of a webhook delivery; it doubles with each attempt.",
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest retry delay of a webhook delivery."
+    )
+    webhook_concurrency: int = Field(
+        default=16, ge=1, le=1000, description="Webhook deliveries in flight at once, per worker."
+    )
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:

@@ -1,7 +1,10 @@
 """Transactions: the request edge (or a worker step) owns the transaction; services never commit.
 
 ``on_commit`` registers a callback that runs only once the transaction has committed, e.g. to wake
-the delivery engine after a mailing was created.
+the delivery engine after a mailing was created. ``subscribe`` and ``publish`` do the same for
+code that has no callback at hand: whoever runs a loop subscribes to a topic on the session
+factory, and a transaction that publishes the topic wakes it once it has committed (in this
+process; other processes learn of it by polling, or by NOTIFY on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -9,14 +12,47 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 _AFTER_COMMIT = "notiflow.after_commit"
+_LISTENERS = "notiflow.listeners"
 
 
 def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def subscribe(
+    factory: async_sessionmaker[AsyncSession], topic: str, callback: Callable[[], None]
+) -> Callable[[], None]:
+    """Call ``callback`` after each commit of a session of ``factory`` that published ``topic``;
+    return the function that stops it. Sessions made before the first subscription of a factory
+    do not see it."""
+    info: dict[str, Any] | None = factory.kw.get("info")
+    if info is None or _LISTENERS not in info:
+        info = {**(info or {}), _LISTENERS: {}}
+        factory.configure(info=info)
+    listeners: dict[str, list[Callable[[], None]]] = info[_LISTENERS]
+    listeners.setdefault(topic, []).append(callback)
+
+    def unsubscribe() -> None:
+        with contextlib.suppress(ValueError):
+            listeners[topic].remove(callback)
+
+    return unsubscribe
+
+
+def publish(session: AsyncSession, topic: str) -> None:
+    """Wake the subscribers of ``topic`` (in this process) once this transaction commits."""
+    callbacks = session.info.get(_LISTENERS, {}).get(topic)
+    if not callbacks:
+        return
+    pending: list[Callable[[], None]] = session.info.setdefault(_AFTER_COMMIT, [])
+    for callback in callbacks:
+        if callback not in pending:
+            pending.append(callback)
 
 
 async def commit(session: AsyncSession) -> None:
@@ -66,12 +102,13 @@ class Lane:
         except BaseException as exc:
             await self._discard(session, exc)
             raise
-        await session.commit()
+        await commit(session)
 
     async def _discard(self, session: AsyncSession, exc: BaseException) -> None:
         from sqlalchemy.exc import InterfaceError, OperationalError
 
         self._session = None
+        session.info.pop(_AFTER_COMMIT, None)
         with contextlib.suppress(Exception):
             if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
                 await (await session.connection()).invalidate()

@@ -1,4 +1,5 @@
-"""The delivery engine of one process: scheduler + sender (+ LISTEN on PostgreSQL).
+"""The delivery engine of one process: scheduler + sender + webhook dispatcher (+ LISTEN on
+PostgreSQL).
 
 ``notiflow serve`` runs it beside the API; ``notiflow worker`` runs it alone. Any number of
 engines may share one PostgreSQL database. Each of its loops survives any error of its own (with
@@ -22,12 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notiflow.config import Settings
 from notiflow.core.clock import Clock, utcnow
+from notiflow.db.session import subscribe
 from notiflow.delivery.health import Loops, supervise
 from notiflow.delivery.notify import listen, parse_halt
 from notiflow.delivery.provider import ProviderClient
 from notiflow.delivery.scheduler import Scheduler
 from notiflow.delivery.sender import Sender
 from notiflow.delivery.signal import EngineSignal
+from notiflow.webhooks import events as webhook_events
+from notiflow.webhooks.dispatcher import Dispatcher
+from notiflow.webhooks.subscriptions import Subscriptions
 
 log = logging.getLogger("notiflow.engine")
 
@@ -69,6 +74,9 @@ class Engine:
             poll_seconds=settings.engine_poll_seconds,
             loops=self.loops,
         )
+        # Who subscribes to which webhook event: the write-back writes message events only
+        # while somebody does.
+        self.subscriptions = Subscriptions(monotonic=monotonic)
         self.sender = Sender(
             settings=settings,
             sessionmaker=sessionmaker,
@@ -80,10 +88,28 @@ class Engine:
             on_idle=self.scheduler.nudge,
             rng=rng,
             monotonic=monotonic,
+            message_events=self.subscriptions.message_events,
         )
         self.signal.on_halt(self.sender.halt)
+        self.webhooks = Dispatcher(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            clock=clock,
+            worker=self.worker,
+            loops=self.loops,
+            subscriptions=self.subscriptions,
+            rng=rng,
+            monotonic=monotonic,
+        )
+        self._unsubscribe: list[Callable[[], None]] = []
 
     async def start(self) -> None:
+        # Commits in this process that queue webhook deliveries or change webhooks wake the
+        # dispatcher at once.
+        self._unsubscribe = [
+            subscribe(self._sessionmaker, webhook_events.QUEUED, self.webhooks.wake),
+            subscribe(self._sessionmaker, webhook_events.CHANGED, self.webhooks.changed),
+        ]
         self._task = asyncio.create_task(self._run(), name=f"engine {self.worker}")
 
     async def _run(self) -> None:
@@ -97,6 +123,7 @@ class Engine:
         parts = [
             supervise("scheduler", lambda: self.scheduler.run(stop), stop=stop, loops=loops),
             supervise("sender", lambda: self.sender.run(stop), stop=stop, loops=loops),
+            supervise("webhooks", lambda: self.webhooks.run(stop), stop=stop, loops=loops),
         ]
         if not self.settings.is_sqlite:  # LISTEN/NOTIFY wakes workers across processes
             parts.append(
@@ -107,8 +134,12 @@ class Engine:
                     loops=loops,
                 )
             )
-        async with self.provider:
-            await asyncio.gather(*parts)
+        try:
+            async with self.provider:
+                await asyncio.gather(*parts)
+        finally:
+            for unsubscribe in self._unsubscribe:
+                unsubscribe()
         log.info("engine stopped worker=%s sent=%s", self.worker, self.sender.sent)
 
     def _woken(self, payload: str = "") -> None:
@@ -117,6 +148,7 @@ class Engine:
             self.sender.halt(*halt)
         self.signal.notify()
         self._sender_wake.set()
+        self.webhooks.changed()  # another process queued deliveries, or changed webhooks
 
     async def stop(self) -> None:
         """Graceful stop: finish or give back the messages in flight, then return."""

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,6 +42,7 @@ class Outbox:
         batch_size: int,
         loops: Loops,
         monotonic: Callable[[], float] = time.monotonic,
+        message_events: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self._lane = Lane(sessionmaker)
         self._worker = worker
@@ -51,6 +52,8 @@ class Outbox:
         self._flush_at = max(1, batch_size // 2)
         self._loops = loops
         self._monotonic = monotonic
+        # The webhook message events someone subscribes to (see webhooks.subscriptions).
+        self._message_events = message_events
         self._items: list[Done] = []
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -96,7 +99,11 @@ class Outbox:
     async def _write(self, chunk: list[Done]) -> None:
         async with self._lane.unit() as session:
             await outcomes.write_back(
-                session, worker=self._worker, results=chunk, now=self._clock()
+                session,
+                worker=self._worker,
+                results=chunk,
+                now=self._clock(),
+                events=self._message_events(),
             )
 
     async def run(self) -> None:

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,6 +63,7 @@ class Sender:
         on_idle: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        message_events: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self._settings = settings
         self._sessionmaker = sessionmaker
@@ -97,6 +98,7 @@ class Sender:
             batch_size=settings.send_batch_size,
             loops=loops,
             monotonic=monotonic,
+            message_events=message_events,
         )
         self._claims = Lane(sessionmaker)  # the claims run one after another on it
         self._limiter = RateLimiter(settings.send_rate) if settings.send_rate > 0 else None

@@ -30,6 +30,7 @@ from notiflow.mailings.schemas import (
 )
 from notiflow.messages import repository as messages
 from notiflow.models import Mailing, MailingStatus, MessageStatus
+from notiflow.webhooks import events as webhook_events
 
 Notify = Callable[[], None]
 
@@ -142,7 +143,11 @@ async def _wake_engine(session: AsyncSession, notify: Notify) -> None:
 async def _start(mailing: Mailing, now: datetime, notify: Notify, session: AsyncSession) -> None:
     mailing.status = MailingStatus.running.value
     mailing.started_at = now
+    mailing.updated_at = now
     await _wake_engine(session, notify)
+    await webhook_events.emit_mailings(
+        session, webhook_events.MAILING_STARTED, [mailing.id], now=now
+    )
 
 
 async def create(
@@ -154,11 +159,12 @@ async def create(
     await _check_window_opens(session, values, now=now)
     mailing = Mailing(status=MailingStatus.scheduled.value, created_at=now, updated_at=now)
     _assign(mailing, values)
+    await repository.add(session, mailing)  # its id first: a start is announced with it
     if mailing.start_time <= now:
         await _start(mailing, now, notify, session)
     else:
         await _wake_engine(session, notify)  # the scheduler must learn the nearest start time
-    return await repository.add(session, mailing)
+    return mailing
 
 
 async def replace(
@@ -335,6 +341,9 @@ async def cancel(
     )
     await halt_after_commit(session, halt, "mailing", mailing.id)
     on_commit(session, notify)
+    await webhook_events.emit_mailings(
+        session, webhook_events.MAILING_CANCELLED, [mailing.id], now=now
+    )
     return mailing
 
 
@@ -375,9 +384,13 @@ async def pause(
         return mailing
     if mailing.status != MailingStatus.running.value:
         raise Conflict(f"only a running mailing can be paused; this one is {mailing.status}")
-    await _pause(mailing, reason=reason or PAUSED_BY_API, now=clock())
+    now = clock()
+    await _pause(mailing, reason=reason or PAUSED_BY_API, now=now)
     await session.flush()
     await halt_after_commit(session, halt, "mailing", mailing.id)
+    await webhook_events.emit_mailings(
+        session, webhook_events.MAILING_PAUSED, [mailing.id], now=now
+    )
     return mailing
 
 
@@ -391,6 +404,9 @@ async def pause_by_engine(
     await _pause(mailing, reason=reason, now=now)
     await session.flush()
     await engine_notify(session, f"mailing:{mailing.id}")
+    await webhook_events.emit_mailings(
+        session, webhook_events.MAILING_PAUSED, [mailing.id], now=now
+    )
     return True
 
 

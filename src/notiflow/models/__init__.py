@@ -6,11 +6,14 @@ from notiflow.models.mailing import Mailing, MailingStatus
 from notiflow.models.mailing_stats import MailingError, MailingStats, MailingTimeline
 from notiflow.models.message import FINAL_STATUSES, Message, MessageStatus
 from notiflow.models.test_send import TestSend
+from notiflow.models.webhook import Webhook
+from notiflow.models.webhook_delivery import DeliveryStatus, WebhookDelivery
 
 __all__ = [
     "FINAL_STATUSES",
     "ApiToken",
     "Client",
+    "DeliveryStatus",
     "Mailing",
     "MailingError",
     "MailingStats",
@@ -19,4 +22,6 @@ __all__ = [
     "Message",
     "MessageStatus",
     "TestSend",
+    "Webhook",
+    "WebhookDelivery",
 ]

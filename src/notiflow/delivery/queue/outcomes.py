@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from notiflow import counters
 from notiflow.db.types import UTCDateTime
 from notiflow.delivery.records import Done
 from notiflow.models import Message, MessageStatus
+from notiflow.webhooks import events as webhook_events
 
 SENDING = MessageStatus.sending.value
 
@@ -123,6 +124,9 @@ _PG_WRITE_BACK = text(
     SELECT count(*) FROM stored
     """
 ).bindparams(bindparam("now", type_=UTCDateTime()))
+# The same, queueing the webhook message events of the stored outcomes too: used only while some
+# active webhook subscribes to one, so that without webhooks the write-back is the one above.
+_PG_WRITE_BACK_WITH_EVENTS = webhook_events.with_message_events(_PG_WRITE_BACK)
 
 _SQLITE_SIZES = (1, 8, 64)
 _SQLITE_CHUNK = _SQLITE_SIZES[-1]
@@ -177,13 +181,19 @@ def _minute(at: datetime) -> datetime:
 
 
 async def write_back(
-    session: AsyncSession, *, worker: str, results: Sequence[Done], now: datetime
+    session: AsyncSession,
+    *,
+    worker: str,
+    results: Sequence[Done],
+    now: datetime,
+    events: Collection[str] = (),
 ) -> int:
     """Store the outcomes of claimed messages; return how many still belonged to this worker.
 
     A message cancelled, deleted or reclaimed meanwhile is left as it is — except one whose
     request was already on its way when it was cancelled and that the provider accepted: that one
-    was sent, and is recorded so.
+    was sent, and is recorded so. With ``events`` (the webhook message events some active webhook
+    subscribes to), the events of the stored outcomes are queued in the same transaction.
     """
     if not results:
         return 0
@@ -192,7 +202,7 @@ async def write_back(
         unique.sort(key=lambda r: r.id)
         parts = [_contribution(r, now) for r in unique]
         result = await session.execute(
-            _PG_WRITE_BACK,
+            _PG_WRITE_BACK_WITH_EVENTS if events else _PG_WRITE_BACK,
             {
                 "now": now,
                 "worker": worker,
@@ -211,6 +221,8 @@ async def write_back(
                 "failed_n": [p[5] for p in parts],
             },
         )
+        if events:
+            webhook_events.queued(session)
         return int(result.scalar_one())
     stored: set[int] = set()
     for start in range(0, len(unique), _SQLITE_CHUNK):
@@ -254,6 +266,8 @@ async def write_back(
             delta.count_finished(minute, sent=sent_n, failed=failed_n)
     for mailing_id in sorted(deltas):
         await counters.apply(session, mailing_id, deltas[mailing_id])
+    if events:
+        await webhook_events.emit_messages(session, ids=sorted(stored | late_sent), now=now)
     return len(stored) + len(late_sent)
 
 

@@ -17,6 +17,7 @@ from notiflow import counters
 from notiflow.clients.repository import audience_condition
 from notiflow.db.types import UTCDateTime
 from notiflow.models import Client, Mailing, MailingStats, MailingStatus, Message, MessageStatus
+from notiflow.webhooks import events as webhook_events
 
 PENDING = MessageStatus.pending.value
 # Mailings between start and finish: a paused one still has its audience written, its unsent
@@ -42,8 +43,9 @@ async def start_due(session: AsyncSession, now: datetime) -> list[int]:
         .execution_options(synchronize_session=False)
     )
     started = list(result.scalars())
+    await webhook_events.emit_mailings(session, webhook_events.MAILING_STARTED, started, now=now)
     # Scheduled mailings whose whole interval passed while no engine ran: nothing to send.
-    await session.execute(
+    missed = await session.execute(
         update(Mailing)
         .where(Mailing.status == MailingStatus.scheduled.value, Mailing.end_time <= now)
         .values(
@@ -52,7 +54,11 @@ async def start_due(session: AsyncSession, now: datetime) -> list[int]:
             finished_at=now,
             updated_at=now,
         )
+        .returning(Mailing.id)
         .execution_options(synchronize_session=False)
+    )
+    await webhook_events.emit_mailings(
+        session, webhook_events.MAILING_COMPLETED, list(missed.scalars()), now=now
     )
     return started
 
@@ -166,11 +172,15 @@ async def complete_finished(session: AsyncSession, now: datetime) -> list[int]:
         )
     )
     if done:
-        await session.execute(
+        completed = await session.execute(
             update(Mailing)
             .where(Mailing.id.in_(done), Mailing.status.in_(UNDER_WAY))
             .values(status=MailingStatus.completed.value, finished_at=now, updated_at=now)
+            .returning(Mailing.id)  # those this transaction completed: told of exactly once
             .execution_options(synchronize_session=False)
+        )
+        await webhook_events.emit_mailings(
+            session, webhook_events.MAILING_COMPLETED, list(completed.scalars()), now=now
         )
     return done
 

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: URLs told of mailing and message events, with signed, retried deliveries."""
