@@ -16,13 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
 from notiflow import __version__
+from notiflow.audit.endpoints import router as audit_router
+from notiflow.audit.recorder import record_writes
 from notiflow.auth.dependencies import require_token
+from notiflow.auth.endpoints import router as tokens_router
+from notiflow.auth.roles import RULE_MARKDOWN, document_roles
 from notiflow.clients.endpoints import import_router as clients_import_router
 from notiflow.clients.endpoints import router as clients_router
 from notiflow.config import Settings
 from notiflow.core.body_limit import TooLargeAsJson, too_large_handler
 from notiflow.core.clock import Clock, utcnow
 from notiflow.core.errors import install_error_handlers
+from notiflow.core.routes import RouteIndex
 from notiflow.db.engine import create_engine, create_sessionmaker
 from notiflow.delivery.engine import Engine
 from notiflow.delivery.signal import EngineSignal
@@ -33,18 +38,28 @@ from notiflow.stats.endpoints import router as stats_router
 
 log = logging.getLogger("notiflow")
 
-DESCRIPTION = """
+DESCRIPTION = (
+    """
 Notiflow keeps an address book of clients, runs mailings (campaigns) to the clients that match a
 filter, sends every message through an external HTTP provider between the mailing's start and end
 time, and reports statistics per mailing and per status.
 
 **Authentication.** Every `/api/v1` endpoint needs `Authorization: Bearer <token>`. Tokens come
-from `NOTIFLOW_API_TOKENS` (comma-separated) or are made by `notiflow token create`. A missing or
-wrong token is `401`.
+from `NOTIFLOW_API_TOKENS` (comma-separated, role `admin`), `NOTIFLOW_API_SEND_TOKENS` (`send`),
+`NOTIFLOW_API_READ_TOKENS` (`read`), or are made by `notiflow token create --role …` or
+`POST /api/v1/tokens`. A missing or wrong token is `401`.
+
+**Roles.** Each token has a role, and each includes the one before it:
+"""
+    + RULE_MARKDOWN
+    + """
+**Audit.** Every write that succeeds is recorded with the token's name, in the same transaction
+as the write: `GET /api/v1/audit` (admin).
 
 **Errors.** Every 4xx answer has the body `{"detail": "...", "errors": [{"field", "message",
-"type"}]}`: `404` unknown id, `409` conflict (duplicate phone, edit of a frozen field), `413` body
-too large, `415` wrong content type, `422` invalid input naming the field.
+"type"}]}`: `403` role too low, `404` unknown id, `409` conflict (duplicate phone, edit of a
+frozen field), `413` body too large, `415` wrong content type, `422` invalid input naming the
+field.
 
 **Body size.** A request body may be at most `NOTIFLOW_REQUEST_MAX_BYTES` (1 MiB by default); the
 import's, `NOTIFLOW_IMPORT_MAX_BYTES` (64 MiB). A larger one is refused with `413`, never read
@@ -55,12 +70,15 @@ past the limit.
 **Lists** take `limit` (default 100, at most 1000) and `offset`, and answer
 `{"items", "total", "limit", "offset"}`.
 """
+)
 
 TAGS = [
     {"name": "clients", "description": "The address book."},
     {"name": "mailings", "description": "Campaigns, their messages and statistics."},
     {"name": "messages", "description": "One message per (mailing, client)."},
     {"name": "stats", "description": "Statistics over every mailing."},
+    {"name": "tokens", "description": "Stored API tokens and their roles (admin)."},
+    {"name": "audit", "description": "Who wrote what, when (admin)."},
     {"name": "service", "description": "Health of the service."},
 ]
 
@@ -181,6 +199,11 @@ class _App(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         return TooLargeAsJson(super().build_middleware_stack())
 
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            document_roles(super().openapi(), self.routes)
+        return super().openapi()
+
 
 def create_app(
     settings: Settings | None = None,
@@ -228,13 +251,21 @@ def create_app(
     install_error_handlers(app)
     app.add_exception_handler(status.HTTP_413_CONTENT_TOO_LARGE, too_large_handler)
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+    # Every /api/v1 route: a token whose role allows it (notiflow.auth.roles), then an audit
+    # entry for each write that succeeds, in the request's transaction (notiflow.audit).
+    api = APIRouter(
+        prefix="/api/v1",
+        dependencies=[Depends(require_token), Depends(record_writes, scope="function")],
+    )
     api.include_router(clients_router)
     api.include_router(clients_import_router, max_body_size=settings.import_max_bytes)
     api.include_router(mailings_router)
     api.include_router(messages_router)
     api.include_router(stats_router)
+    api.include_router(tokens_router)
+    api.include_router(audit_router)
     app.include_router(api)
+    app.state.route_index = RouteIndex(app.routes)
 
     @app.get(
         "/health",

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow.audit.notes import mask_phone, note
 from notiflow.clients import repository
 from notiflow.clients.schemas import ClientCreate, ClientPatch, ImportRejection, ImportResult
 from notiflow.core.clock import Clock
@@ -55,6 +56,7 @@ async def create(
         created_at=now,
         updated_at=now,
     )
+    note(session, phone=mask_phone(data.phone))
     try:
         return await repository.add(session, client)
     except IntegrityError as exc:  # a concurrent request took the phone first
@@ -103,6 +105,7 @@ async def patch(
 
 
 async def _flush(session: AsyncSession, client: Client) -> None:
+    note(session, phone=mask_phone(client.phone))
     try:
         await session.flush()
     except IntegrityError as exc:
@@ -110,7 +113,8 @@ async def _flush(session: AsyncSession, client: Client) -> None:
 
 
 async def delete(session: AsyncSession, client_id: int, *, clock: Clock) -> None:
-    await get(session, client_id)
+    client = await get(session, client_id)
+    note(session, phone=mask_phone(client.phone))
     # Unsent messages are cancelled first, while they still point at the client.
     await messages.cancel_unsent_of_client(session, client_id, reason="client deleted", now=clock())
     await repository.remove(session, client_id)
@@ -291,4 +295,8 @@ async def import_clients(
     existing = await repository.existing_phones(session, [row["phone"] for row in rows])
     await repository.upsert_many(session, rows, now=clock())
     rejected = sorted(broken + parsed.rejected, key=lambda item: item.row)
-    return ImportResult(created=len(rows) - len(existing), updated=len(existing), rejected=rejected)
+    result = ImportResult(
+        created=len(rows) - len(existing), updated=len(existing), rejected=rejected
+    )
+    note(session, created=result.created, updated=result.updated, rejected=len(rejected))
+    return result
