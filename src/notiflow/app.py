@@ -27,7 +27,7 @@ from notiflow.config import Settings
 from notiflow.core.body_limit import TooLargeAsJson, too_large_handler
 from notiflow.core.clock import Clock, utcnow
 from notiflow.core.errors import install_error_handlers
-from notiflow.core.routes import RouteIndex
+from notiflow.core.routes import API_PREFIX, RouteIndex
 from notiflow.db.engine import create_engine, create_sessionmaker
 from notiflow.delivery.engine import Engine
 from notiflow.delivery.signal import EngineSignal
@@ -192,6 +192,13 @@ async def _start_delivery(app: FastAPI, settings: Settings, clock: Clock) -> San
     return sandbox
 
 
+def api_dependencies() -> list[Any]:
+    """What every /api/v1 route runs first: a token whose role allows the route
+    (notiflow.auth.roles), then, for a write that succeeds, its audit entry in the request's
+    transaction (notiflow.audit.recorder). Routers included under the /api/v1 router get both."""
+    return [Depends(require_token), Depends(record_writes, scope="function")]
+
+
 class _App(FastAPI):
     """FastAPI with :class:`TooLargeAsJson` around its whole middleware stack, outside the body
     limiter, whose own plain-text 413 (a Content-Length over the limit) it gives our error shape."""
@@ -251,12 +258,7 @@ def create_app(
     install_error_handlers(app)
     app.add_exception_handler(status.HTTP_413_CONTENT_TOO_LARGE, too_large_handler)
 
-    # Every /api/v1 route: a token whose role allows it (notiflow.auth.roles), then an audit
-    # entry for each write that succeeds, in the request's transaction (notiflow.audit).
-    api = APIRouter(
-        prefix="/api/v1",
-        dependencies=[Depends(require_token), Depends(record_writes, scope="function")],
-    )
+    api = APIRouter(prefix=API_PREFIX, dependencies=api_dependencies())
     api.include_router(clients_router)
     api.include_router(clients_import_router, max_body_size=settings.import_max_bytes)
     api.include_router(mailings_router)
