@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 
 from notiflow.audit import service
 from notiflow.audit.repository import AuditFilter
@@ -15,6 +16,9 @@ from notiflow.core.types import BlankIsNone, SafeText, UtcDatetime
 from notiflow.deps import SessionDep
 
 router = APIRouter(prefix="/audit", tags=["audit"])
+
+Name = Annotated[SafeText, Field(max_length=100)]
+ObjectType = Annotated[SafeText, Field(max_length=50)]
 
 
 @router.get(
@@ -30,18 +34,12 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 async def list_audit(
     session: SessionDep,
     page: PageDep,
-    actor: Annotated[
-        SafeText | None, BlankIsNone, Query(max_length=100, description="Exact token name.")
-    ] = None,
+    actor: Annotated[Name | None, BlankIsNone, Query(description="Exact token name.")] = None,
     action: Annotated[
-        SafeText | None,
-        BlankIsNone,
-        Query(max_length=100, description="Exact action, e.g. `mailing.cancel`."),
+        Name | None, BlankIsNone, Query(description="Exact action, e.g. `mailing.cancel`.")
     ] = None,
     object_type: Annotated[
-        SafeText | None,
-        BlankIsNone,
-        Query(max_length=50, description="Exact object type, e.g. `mailing`."),
+        ObjectType | None, BlankIsNone, Query(description="Exact object type, e.g. `mailing`.")
     ] = None,
     object_id: Annotated[
         int | None, Query(ge=1, le=2**63 - 1, description="The object's id.")

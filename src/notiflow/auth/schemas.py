@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from notiflow.auth.roles import Role
-from notiflow.core.types import SafeText
+from notiflow.core.types import check_text
 
 _TOKEN_EXAMPLE: dict[str, Any] = {
     "id": 3,
@@ -21,9 +21,11 @@ class TokenCreate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"name": "dashboard", "role": "read"}]}
     )
 
-    name: Annotated[SafeText, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
-        max_length=100, description="A label to recognise the token by (1–100 characters)."
-    )
+    name: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+        AfterValidator(check_text),
+    ] = Field(description="A label to recognise the token by (1–100 characters).")
     role: Role = Field(
         description="`read` (GET only), `send` (also create, edit, import and control clients "
         "and mailings) or `admin` (also DELETE, tokens, webhooks and the audit log)."

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notiflow.db.session import transaction
@@ -100,6 +101,9 @@ async def csv_chunks(
     yield _encode([HEADER])
     after_id = 0
     while True:
+        # Where a client that has gone away ends the stream. Needed: once the server knows the
+        # client is gone, sending a chunk returns at once, and every other wait is shielded.
+        await anyio.lowlevel.checkpoint()
         # A chunk is read whole, even if the client has gone meanwhile: its session then
         # closes normally instead of being cancelled half-way through a statement.
         with anyio.CancelScope(shield=True):
