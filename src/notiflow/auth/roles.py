@@ -5,7 +5,7 @@ endpoint needs is decided here, once, for every route of ``/api/v1`` — includi
 later by anyone, who gets the right answer without doing anything:
 
 1. an explicit ``require_role(...)`` among the route's dependencies (the route's own, or its
-   router's; the innermost wins) — e.g. ``dependencies=[require_role("read")]`` on a POST that
+   router's; the route's own wins) — e.g. ``dependencies=[require_role("read")]`` on a POST that
    only computes something (a preview);
 2. otherwise, a path under one of :data:`ADMIN_AREAS` needs ``admin``, whatever the method;
 3. otherwise, the HTTP method: GET, HEAD and OPTIONS need ``read``, DELETE needs ``admin``, any
