@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from notiflow.app import create_app
 from notiflow.config import Settings
 from tests.conftest import TOKEN
+from tests.helpers import serving
 
 REQUEST_MAX = 16 * 1024
 IMPORT_MAX = 64 * 1024
@@ -123,33 +123,6 @@ def test_the_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @asynccontextmanager
-async def _serving(app: Any) -> AsyncIterator[int]:
-    """Serve ``app`` with uvicorn (as `notiflow serve` does) on a free port of 127.0.0.1."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        http="httptools",
-        ws="none",
-        lifespan="off",
-        log_config=None,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(1000):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield int(server.servers[0].sockets[0].getsockname()[1])
-    finally:
-        server.should_exit = True
-        await task
-
-
-@asynccontextmanager
 async def _connection(
     port: int,
 ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
@@ -173,7 +146,7 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
 @pytest.mark.parametrize("path", ["/api/v1/clients", "/api/v1/clients/import"])
 async def test_a_huge_declared_body_is_refused_before_it_is_sent(limited: Any, path: str) -> None:
     """No token, `Content-Length: 100 MB` and not a byte of body: the answer is 413 at once."""
-    async with _serving(limited) as port, _connection(port) as (reader, writer):
+    async with serving(limited) as port, _connection(port) as (reader, writer):
         writer.write(
             f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\n"
             f"Content-Length: {100 * 1024 * 1024}\r\n\r\n".encode()
@@ -196,7 +169,7 @@ async def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(
     limited: Any, path: str, limit: int, variable: str
 ) -> None:
     """The body never ends (no last chunk), yet the answer comes once it is over the limit."""
-    async with _serving(limited) as port, _connection(port) as (reader, writer):
+    async with serving(limited) as port, _connection(port) as (reader, writer):
         writer.write(
             f"POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n"
             "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()

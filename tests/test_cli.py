@@ -49,15 +49,27 @@ def test_migrate_and_tokens(tmp_path: Path) -> None:
     created = _run("token", "create", "--name", "ops", cwd=tmp_path, env=env)
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip().startswith("nf_")
+    reader = _run("token", "create", "--name", "dash", "--role", "read", cwd=tmp_path, env=env)
+    assert reader.returncode == 0, reader.stderr
+    wrong = _run("token", "create", "--role", "root", cwd=tmp_path, env=env)
+    assert wrong.returncode == 2
     listed = _run("token", "list", cwd=tmp_path, env=env)
-    assert "ops" in listed.stdout
+    lines = [line.split("\t")[:3] for line in listed.stdout.splitlines()]
+    assert lines == [["id", "name", "role"], ["1", "ops", "admin"], ["2", "dash", "read"]]
     revoked = _run("token", "revoke", "1", cwd=tmp_path, env=env)
     assert revoked.returncode == 0
     missing = _run("token", "revoke", "1", cwd=tmp_path, env=env)
     assert missing.returncode == 1
     assert "no token" in missing.stderr
-    for result in (created, listed, revoked, missing):
+    for result in (created, reader, listed, revoked, missing):
         assert f"database: sqlite+aiosqlite:///{tmp_path}/cli.db" in result.stderr
+
+
+def test_the_cli_offers_the_roles_of_the_api() -> None:
+    from notiflow.auth.roles import Role
+    from notiflow.cli import TokenRole
+
+    assert [role.value for role in TokenRole] == [role.value for role in Role]
 
 
 def test_token_commands_say_which_database_they_use(tmp_path: Path, postgres_url: str) -> None:

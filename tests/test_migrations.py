@@ -73,3 +73,42 @@ async def test_due_index_is_partial_on_postgres(db_url: str) -> None:
         await engine.dispose()
     assert "WHERE" in definition
     assert "pending" in definition
+
+
+async def _insert_token(url: str) -> None:
+    from sqlalchemy import text
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO api_tokens (name, token_hash, created_at) "
+                    "VALUES ('old', 'abc', CURRENT_TIMESTAMP)"
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _token_roles(url: str) -> list[tuple[str, str]]:
+    from sqlalchemy import text
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT name, role FROM api_tokens"))
+            return [(row[0], row[1]) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+def test_tokens_made_before_roles_become_admin(db_url: str) -> None:
+    """0004 gives every existing token the admin role: they could do everything before."""
+    downgrade(db_url, "0001")
+    try:
+        asyncio.run(_insert_token(db_url))
+    finally:
+        upgrade(db_url)
+    assert asyncio.run(_token_roles(db_url)) == [("old", "admin")]
+    check(db_url)

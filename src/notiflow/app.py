@@ -16,13 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
 from notiflow import __version__
+from notiflow.audit.endpoints import router as audit_router
+from notiflow.audit.recorder import record_writes
 from notiflow.auth.dependencies import require_token
+from notiflow.auth.endpoints import router as tokens_router
+from notiflow.auth.roles import RULE_MARKDOWN, document_roles
 from notiflow.clients.endpoints import import_router as clients_import_router
 from notiflow.clients.endpoints import router as clients_router
 from notiflow.config import Settings
 from notiflow.core.body_limit import TooLargeAsJson, too_large_handler
 from notiflow.core.clock import Clock, utcnow
 from notiflow.core.errors import install_error_handlers
+from notiflow.core.routes import API_PREFIX, RouteIndex
 from notiflow.db.engine import create_engine, create_sessionmaker
 from notiflow.delivery.engine import Engine
 from notiflow.delivery.signal import EngineSignal
@@ -34,18 +39,28 @@ from notiflow.webhooks.endpoints import router as webhooks_router
 
 log = logging.getLogger("notiflow")
 
-DESCRIPTION = """
+DESCRIPTION = (
+    """
 Notiflow keeps an address book of clients, runs mailings (campaigns) to the clients that match a
 filter, sends every message through an external HTTP provider between the mailing's start and end
 time, and reports statistics per mailing and per status.
 
 **Authentication.** Every `/api/v1` endpoint needs `Authorization: Bearer <token>`. Tokens come
-from `NOTIFLOW_API_TOKENS` (comma-separated) or are made by `notiflow token create`. A missing or
-wrong token is `401`.
+from `NOTIFLOW_API_TOKENS` (comma-separated, role `admin`), `NOTIFLOW_API_SEND_TOKENS` (`send`),
+`NOTIFLOW_API_READ_TOKENS` (`read`), or are made by `notiflow token create --role …` or
+`POST /api/v1/tokens`. A missing or wrong token is `401`.
+
+**Roles.** Each token has a role, and each includes the one before it:
+"""
+    + RULE_MARKDOWN
+    + """
+**Audit.** Every write that succeeds is recorded with the token's name, in the same transaction
+as the write: `GET /api/v1/audit` (admin).
 
 **Errors.** Every 4xx answer has the body `{"detail": "...", "errors": [{"field", "message",
-"type"}]}`: `404` unknown id, `409` conflict (duplicate phone, edit of a frozen field), `413` body
-too large, `415` wrong content type, `422` invalid input naming the field.
+"type"}]}`: `403` role too low, `404` unknown id, `409` conflict (duplicate phone, edit of a
+frozen field), `413` body too large, `415` wrong content type, `422` invalid input naming the
+field.
 
 **Body size.** A request body may be at most `NOTIFLOW_REQUEST_MAX_BYTES` (1 MiB by default); the
 import's, `NOTIFLOW_IMPORT_MAX_BYTES` (64 MiB). A larger one is refused with `413`, never read
@@ -56,6 +71,7 @@ past the limit.
 **Lists** take `limit` (default 100, at most 1000) and `offset`, and answer
 `{"items", "total", "limit", "offset"}`.
 """
+)
 
 TAGS = [
     {"name": "clients", "description": "The address book."},
@@ -67,6 +83,8 @@ TAGS = [
         "description": "URLs told of mailing and message events, by signed POSTs that are "
         "retried until they succeed (or fail after NOTIFLOW_WEBHOOK_MAX_ATTEMPTS).",
     },
+    {"name": "tokens", "description": "Stored API tokens and their roles (admin)."},
+    {"name": "audit", "description": "Who wrote what, when (admin)."},
     {"name": "service", "description": "Health of the service."},
 ]
 
@@ -180,12 +198,24 @@ async def _start_delivery(app: FastAPI, settings: Settings, clock: Clock) -> San
     return sandbox
 
 
+def api_dependencies() -> list[Any]:
+    """What every /api/v1 route runs first: a token whose role allows the route
+    (notiflow.auth.roles), then, for a write that succeeds, its audit entry in the request's
+    transaction (notiflow.audit.recorder). Routers included under the /api/v1 router get both."""
+    return [Depends(require_token), Depends(record_writes, scope="function")]
+
+
 class _App(FastAPI):
     """FastAPI with :class:`TooLargeAsJson` around its whole middleware stack, outside the body
     limiter, whose own plain-text 413 (a Content-Length over the limit) it gives our error shape."""
 
     def build_middleware_stack(self) -> ASGIApp:
         return TooLargeAsJson(super().build_middleware_stack())
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            document_roles(super().openapi(), self.routes)
+        return super().openapi()
 
 
 def create_app(
@@ -234,14 +264,17 @@ def create_app(
     install_error_handlers(app)
     app.add_exception_handler(status.HTTP_413_CONTENT_TOO_LARGE, too_large_handler)
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+    api = APIRouter(prefix=API_PREFIX, dependencies=api_dependencies())
     api.include_router(clients_router)
     api.include_router(clients_import_router, max_body_size=settings.import_max_bytes)
     api.include_router(mailings_router)
     api.include_router(messages_router)
     api.include_router(stats_router)
     api.include_router(webhooks_router)
+    api.include_router(tokens_router)
+    api.include_router(audit_router)
     app.include_router(api)
+    app.state.route_index = RouteIndex(app.routes)
 
     @app.get(
         "/health",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -33,6 +34,16 @@ app.add_typer(token_app, name="token")
 
 log = logging.getLogger("notiflow")
 T = TypeVar("T")
+
+
+class TokenRole(StrEnum):
+    """The roles of ``token create --role`` (those of notiflow.auth.roles, which the CLI imports
+    only when a command runs)."""
+
+    read = "read"
+    send = "send"
+    admin = "admin"
+
 
 HostOption = Annotated[str, typer.Option(help="Address to listen on.")]
 PortOption = Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)]
@@ -327,16 +338,25 @@ def migrate(
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "cli",
+    role: Annotated[
+        TokenRole,
+        typer.Option(
+            help="read: GET only; send: also create, edit, import and control clients and "
+            "mailings; admin: also DELETE, tokens, webhooks and the audit log.",
+            case_sensitive=False,
+        ),
+    ] = TokenRole.admin,
 ) -> None:
     """Make a new API token and print it (it is stored hashed and shown only once)."""
     from notiflow.auth import service
+    from notiflow.auth.roles import Role
     from notiflow.db.migrate import upgrade
 
     settings = _token_settings()
     upgrade(settings.database_url)
 
     async def work(session: AsyncSession) -> str:
-        _, plain = await service.create(session, name=name)
+        _, plain = await service.create(session, name=name, role=Role(role.value))
         return plain
 
     typer.echo(_in_session(settings, work))
@@ -344,17 +364,17 @@ def token_create(
 
 @token_app.command("list")
 def token_list() -> None:
-    """List stored tokens (ids and names; the tokens themselves are not stored)."""
+    """List stored tokens (ids, names and roles; the tokens themselves are not stored)."""
     from notiflow.auth import service
 
     async def work(session: AsyncSession) -> list[str]:
         return [
-            f"{t.id}\t{t.name}\t{t.created_at:%Y-%m-%dT%H:%M:%SZ}"
+            f"{t.id}\t{t.name}\t{t.role}\t{t.created_at:%Y-%m-%dT%H:%M:%SZ}"
             for t in await service.list_all(session)
         ]
 
     rows = _in_session(_token_settings(), work)
-    typer.echo("\n".join(["id\tname\tcreated_at", *rows]))
+    typer.echo("\n".join(["id\tname\trole\tcreated_at", *rows]))
 
 
 @token_app.command("revoke")

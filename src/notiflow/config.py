@@ -51,7 +51,18 @@ class Settings(BaseSettings):
     )
     api_tokens: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated bearer tokens accepted by /api/v1 besides stored tokens.",
+        description=(
+            "Comma-separated bearer tokens accepted by /api/v1 besides stored tokens, with the "
+            "admin role; named config#1, config#2, … in the audit log."
+        ),
+    )
+    api_send_tokens: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Like api_tokens, with the send role; named config-send#1, …",
+    )
+    api_read_tokens: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Like api_tokens, with the read role; named config-read#1, …",
     )
     default_timezone: str = Field(
         default="UTC", description="Time zone given to clients created without one."
@@ -175,7 +186,7 @@ class Settings(BaseSettings):
         default=16, ge=1, le=1000, description="Webhook deliveries in flight at once, per worker."
     )
 
-    @field_validator("api_tokens", mode="before")
+    @field_validator("api_tokens", "api_send_tokens", "api_read_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notiflow.config import Settings
 from notiflow.core.clock import Clock
@@ -31,6 +31,12 @@ def get_halt(request: Request) -> Halt:
     return halt
 
 
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """For work that outlives the request's transaction, e.g. a streamed answer."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return factory
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with transaction(request.app.state.sessionmaker) as session:
         yield session
@@ -39,6 +45,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 HaltDep = Annotated[Halt, Depends(get_halt)]
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 # scope="function": the transaction commits when the endpoint returns, before the answer is sent,
 # so a client never sees a 2xx for work that then failed to commit.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -12,6 +12,10 @@ async def find_by_hash(session: AsyncSession, token_hash: str) -> ApiToken | Non
     return await session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
 
 
+async def get(session: AsyncSession, token_id: int) -> ApiToken | None:
+    return await session.get(ApiToken, token_id)
+
+
 async def add(session: AsyncSession, token: ApiToken) -> ApiToken:
     session.add(token)
     await session.flush()
@@ -20,6 +24,13 @@ async def add(session: AsyncSession, token: ApiToken) -> ApiToken:
 
 async def list_all(session: AsyncSession) -> Sequence[ApiToken]:
     return (await session.scalars(select(ApiToken).order_by(ApiToken.id))).all()
+
+
+async def list_page(
+    session: AsyncSession, *, limit: int, offset: int
+) -> tuple[Sequence[ApiToken], int]:
+    rows = await session.scalars(select(ApiToken).order_by(ApiToken.id).limit(limit).offset(offset))
+    return rows.all(), await count(session)
 
 
 async def count(session: AsyncSession) -> int:

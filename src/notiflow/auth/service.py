@@ -7,7 +7,11 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow.audit.notes import note
 from notiflow.auth import repository
+from notiflow.auth.principal import ConfiguredToken, Principal
+from notiflow.auth.roles import Role
+from notiflow.core.errors import NotFound
 from notiflow.models import ApiToken
 
 TOKEN_PREFIX = "nf_"
@@ -21,26 +25,57 @@ def generate_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-async def create(session: AsyncSession, *, name: str) -> tuple[ApiToken, str]:
+async def create(
+    session: AsyncSession, *, name: str, role: Role = Role.admin
+) -> tuple[ApiToken, str]:
     """Store a new token and return it with its plain text (shown once, never stored)."""
     plain = generate_token()
-    token = await repository.add(session, ApiToken(name=name, token_hash=hash_token(plain)))
+    token = await repository.add(
+        session, ApiToken(name=name, role=role.value, token_hash=hash_token(plain))
+    )
+    note(session, name=name, role=role.value)
     return token, plain
 
 
-async def is_valid(session: AsyncSession, token: str, *, configured: Sequence[str]) -> bool:
+async def authenticate(
+    session: AsyncSession, token: str, *, configured: Sequence[ConfiguredToken]
+) -> Principal | None:
+    """Who ``token`` is: a configured token (compared in constant time) or a stored one."""
+    presented = token.encode("utf-8", "surrogatepass")
+    found = None
     for candidate in configured:
-        if hmac.compare_digest(candidate.encode(), token.encode("utf-8", "surrogatepass")):
-            return True
-    return await repository.find_by_hash(session, hash_token(token)) is not None
+        # Every candidate is compared, so the time taken does not tell which one matched.
+        if hmac.compare_digest(candidate.token.encode(), presented) and found is None:
+            found = candidate.principal
+    if found is not None:
+        return found
+    stored = await repository.find_by_hash(session, hash_token(token))
+    if stored is None:
+        return None
+    return Principal(name=stored.name, role=Role(stored.role), token_id=stored.id)
 
 
 async def list_all(session: AsyncSession) -> Sequence[ApiToken]:
     return await repository.list_all(session)
 
 
+async def list_page(
+    session: AsyncSession, *, limit: int, offset: int
+) -> tuple[Sequence[ApiToken], int]:
+    return await repository.list_page(session, limit=limit, offset=offset)
+
+
 async def revoke(session: AsyncSession, token_id: int) -> bool:
     return await repository.remove(session, token_id)
+
+
+async def delete(session: AsyncSession, token_id: int) -> None:
+    """Revoke a stored token; 404 when there is none with that id."""
+    token = await repository.get(session, token_id)
+    if token is None:
+        raise NotFound(f"token {token_id} not found")
+    note(session, name=token.name, role=token.role)
+    await repository.remove(session, token_id)
 
 
 async def count(session: AsyncSession) -> int:

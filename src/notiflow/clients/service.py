@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow.audit.notes import mask_phone, note
 from notiflow.clients import repository
 from notiflow.clients.schemas import (
     ClientCreate,
@@ -64,6 +65,7 @@ async def create(
         created_at=now,
         updated_at=now,
     )
+    note(session, phone=mask_phone(data.phone))
     try:
         return await repository.add(session, client)
     except IntegrityError as exc:  # a concurrent request took the phone first
@@ -112,6 +114,7 @@ async def patch(
 
 
 async def _flush(session: AsyncSession, client: Client) -> None:
+    note(session, phone=mask_phone(client.phone))
     try:
         await session.flush()
     except IntegrityError as exc:
@@ -121,7 +124,8 @@ async def _flush(session: AsyncSession, client: Client) -> None:
 async def delete(
     session: AsyncSession, client_id: int, *, clock: Clock, halt: Halt | None = None
 ) -> None:
-    await get(session, client_id)
+    client = await get(session, client_id)
+    note(session, phone=mask_phone(client.phone))
     # Unsent messages are cancelled first, while they still point at the client.
     await messages.cancel_unsent_of_client(session, client_id, reason="client deleted", now=clock())
     await repository.remove(session, client_id)
@@ -400,10 +404,12 @@ async def import_clients(
     for columns, rows in by_columns.items():
         await repository.upsert_many(session, rows, now=now, columns=columns)
     rejected = sorted(broken + parsed.rejected, key=lambda item: item.row)
-    return ImportResult(
+    result = ImportResult(
         created=len(phones) - len(existing),
         updated=len(existing),
         rejected=rejected,
         mode=mode,
         ignored_columns=records.ignored(),
     )
+    note(session, created=result.created, updated=result.updated, rejected=len(rejected))
+    return result

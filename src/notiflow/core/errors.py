@@ -74,6 +74,11 @@ class AppError(Exception):
         return ErrorBody(detail=detail, errors=errors)
 
 
+class Forbidden(AppError):
+    status_code = status.HTTP_403_FORBIDDEN
+    error_type = "forbidden"
+
+
 class NotFound(AppError):
     status_code = status.HTTP_404_NOT_FOUND
     error_type = "not_found"
@@ -210,6 +215,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the error codes an endpoint can answer."""
     descriptions = {
         401: "Missing or wrong bearer token.",
+        403: "The token's role does not allow this; the answer names the role it needs.",
         404: "No such id.",
         409: "Conflict with the current state.",
         413: "Body over its size limit; the answer names the limit and the setting to raise.",

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request, status
+from fastapi import APIRouter, Body, Header, Path, Query, Request, status
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow.auth.roles import require_role
 from notiflow.config import Settings
 from notiflow.core.body import JsonBody
 from notiflow.core.errors import ServiceUnavailable, error_responses
@@ -14,7 +16,7 @@ from notiflow.core.pagination import Page, PageDep
 from notiflow.core.types import BlankIsNone
 from notiflow.db.session import commit
 from notiflow.delivery.provider import ProviderClient
-from notiflow.deps import ClockDep, HaltDep, SessionDep, SettingsDep
+from notiflow.deps import ClockDep, HaltDep, SessionDep, SessionmakerDep, SettingsDep
 from notiflow.mailings import service, test_sends
 from notiflow.mailings.schemas import (
     AudiencePreview,
@@ -29,6 +31,7 @@ from notiflow.mailings.schemas import (
     TestSendCreate,
     TestSendRead,
 )
+from notiflow.messages import export
 from notiflow.messages import service as messages
 from notiflow.messages.schemas import MessageRead
 from notiflow.models import Mailing, MailingStatus, MessageStatus
@@ -89,7 +92,7 @@ async def create_mailing(
 
 @router.post(
     "/preview",
-    dependencies=[JsonBody],
+    dependencies=[JsonBody, require_role("read")],  # writes nothing: a read
     summary="Preview the audience of a mailing before creating it",
     description=(
         "Takes the same body as creating a mailing and writes nothing: how many clients the "
@@ -409,25 +412,64 @@ async def mailing_stats(mailing_id: MailingId, session: SessionDep) -> MailingSt
     return await stats.for_mailing(session, mailing_id)
 
 
+_MESSAGES_DESCRIPTION = (
+    "Each message with its client's `phone` (null once the client has been deleted).\n\n"
+    "**CSV export.** With `?format=csv`, or `Accept: text/csv` (without `format`), the answer "
+    "is every message of the mailing (of `status`, if given; `limit` and `offset` do not "
+    "apply) as CSV, streamed as it is read from the database, with the header "
+    f"`{','.join(export.HEADER)}` and `Content-Disposition: attachment; "
+    'filename="mailing-<id>-messages.csv"`. Timestamps are UTC with `Z`; empty cells are null.'
+)
+
+
 @router.get(
     "/{mailing_id}/messages",
-    summary="List a mailing's messages",
-    responses=error_responses(401, 404, 422),
+    summary="List a mailing's messages, or export them all as CSV",
+    description=_MESSAGES_DESCRIPTION,
+    response_model=Page[MessageRead],
+    responses={
+        200: {
+            "description": "A page of messages (JSON), or all of them (CSV).",
+            "content": {
+                export.CSV_MEDIA_TYPE: {"schema": {"type": "string"}, "example": export.EXAMPLE}
+            },
+        },
+        **error_responses(401, 404, 422),
+    },
 )
 async def mailing_messages(
     mailing_id: MailingId,
     session: SessionDep,
+    sessionmaker: SessionmakerDep,
     page: PageDep,
     status: Annotated[
         MessageStatus | None, BlankIsNone, Query(description="Only this status.")
     ] = None,
-) -> Page[MessageRead]:
+    output: Annotated[
+        Literal["json", "csv"] | None,
+        BlankIsNone,
+        Query(
+            alias="format",
+            description="`csv`: every message as CSV (see above); `json` (the default): a page. "
+            "Wins over the Accept header.",
+        ),
+    ] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Page[MessageRead] | StreamingResponse:
     await service.get(session, mailing_id)
+    if output == "csv" or (output is None and export.prefers_csv(accept)):
+        return StreamingResponse(
+            export.csv_chunks(sessionmaker, mailing_id=mailing_id, status=status),
+            media_type=f"{export.CSV_MEDIA_TYPE}; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{export.filename(mailing_id)}"'
+            },
+        )
     rows, total = await messages.list_page(
         session, mailing_id=mailing_id, status=status, limit=page.limit, offset=page.offset
     )
     return Page[MessageRead](
-        items=[MessageRead.model_validate(m) for m in rows],
+        items=[MessageRead.of(message, phone) for message, phone in rows],
         total=total,
         limit=page.limit,
         offset=page.offset,

@@ -17,4 +17,5 @@ async def get_message(
     message_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="The message's id.")],
     session: SessionDep,
 ) -> MessageRead:
-    return MessageRead.model_validate(await service.get(session, message_id))
+    message, phone = await service.get(session, message_id)
+    return MessageRead.of(message, phone)

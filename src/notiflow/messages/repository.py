@@ -6,13 +6,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow import counters
 from notiflow.db.locks import lock_in_id_order
-from notiflow.models import Message, MessageStatus
+from notiflow.models import Client, Message, MessageStatus
 
 UNSENT = (MessageStatus.pending.value, MessageStatus.sending.value)
 
@@ -29,8 +30,35 @@ class NewMessage:
     last_error: str | None = None
 
 
+# The client's phone beside each message: NULL once the client is deleted (client_id is then
+# NULL too). Messages have no foreign key to clients (see models.message), hence the LEFT JOIN.
+_WITH_PHONE = select(Message, Client.phone).outerjoin(Client, Client.id == Message.client_id)
+
+# What an export reads per row: plain columns, no ORM objects.
+EXPORT_COLUMNS = (
+    Message.id,
+    Message.mailing_id,
+    Message.client_id,
+    Client.phone,
+    Message.status,
+    Message.attempts,
+    Message.created_at,
+    Message.sent_at,
+    Message.next_attempt_at,
+    Message.last_error,
+    Message.updated_at,
+)
+
+
 async def get(session: AsyncSession, message_id: int) -> Message | None:
     return await session.get(Message, message_id)
+
+
+async def get_with_phone(
+    session: AsyncSession, message_id: int
+) -> tuple[Message, str | None] | None:
+    row = (await session.execute(_WITH_PHONE.where(Message.id == message_id))).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def list_page(
@@ -40,12 +68,33 @@ async def list_page(
     status: MessageStatus | None,
     limit: int,
     offset: int,
-) -> Sequence[Message]:
-    query = select(Message).where(Message.mailing_id == mailing_id)
+) -> list[tuple[Message, str | None]]:
+    """A page of a mailing's messages, each with its client's phone."""
+    query = _WITH_PHONE.where(Message.mailing_id == mailing_id)
     if status is not None:
         query = query.where(Message.status == status.value)
-    rows = await session.scalars(query.order_by(Message.id).limit(limit).offset(offset))
-    return rows.all()
+    rows = await session.execute(query.order_by(Message.id).limit(limit).offset(offset))
+    return [(message, phone) for message, phone in rows]
+
+
+async def export_chunk(
+    session: AsyncSession,
+    *,
+    mailing_id: int,
+    status: MessageStatus | None,
+    after_id: int,
+    limit: int,
+) -> Sequence[Sequence[Any]]:
+    """The next ``limit`` messages of a mailing after ``after_id``, by id (keyset paging: each
+    chunk is one index range scan, however far into the mailing)."""
+    query = (
+        select(*EXPORT_COLUMNS)
+        .outerjoin(Client, Client.id == Message.client_id)
+        .where(Message.mailing_id == mailing_id, Message.id > after_id)
+    )
+    if status is not None:
+        query = query.where(Message.status == status.value)
+    return (await session.execute(query.order_by(Message.id).limit(limit))).all()
 
 
 async def insert_many(

@@ -10,11 +10,12 @@ from notiflow.models import Message, MessageStatus
 from notiflow.stats import repository as counters
 
 
-async def get(session: AsyncSession, message_id: int) -> Message:
-    message = await repository.get(session, message_id)
-    if message is None:
+async def get(session: AsyncSession, message_id: int) -> tuple[Message, str | None]:
+    """A message and its client's phone (None once the client is deleted)."""
+    found = await repository.get_with_phone(session, message_id)
+    if found is None:
         raise NotFound(f"message {message_id} not found")
-    return message
+    return found
 
 
 async def list_page(
@@ -24,8 +25,9 @@ async def list_page(
     status: MessageStatus | None,
     limit: int,
     offset: int,
-) -> tuple[Sequence[Message], int]:
-    """A page of a mailing's messages; the total comes from the mailing's counters."""
+) -> tuple[Sequence[tuple[Message, str | None]], int]:
+    """A page of a mailing's messages with their clients' phones; the total comes from the
+    mailing's counters."""
     rows = await repository.list_page(
         session, mailing_id=mailing_id, status=status, limit=limit, offset=offset
     )

@@ -1,6 +1,7 @@
 """ORM models, one file per table. Importing the package registers every table."""
 
 from notiflow.models.api_token import ApiToken
+from notiflow.models.audit_entry import AuditEntry
 from notiflow.models.client import Client
 from notiflow.models.mailing import Mailing, MailingStatus
 from notiflow.models.mailing_stats import MailingError, MailingStats, MailingTimeline
@@ -12,6 +13,7 @@ from notiflow.models.webhook_delivery import DeliveryStatus, WebhookDelivery
 __all__ = [
     "FINAL_STATUSES",
     "ApiToken",
+    "AuditEntry",
     "Client",
     "DeliveryStatus",
     "Mailing",
