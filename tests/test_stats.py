@@ -108,7 +108,13 @@ async def test_overall_stats(app: Any, api: httpx.AsyncClient, clock: FakeClock)
     empty = (await api.get("/api/v1/stats")).json()
     assert empty == {
         "total_mailings": 0,
-        "mailings_by_status": {"scheduled": 0, "running": 0, "completed": 0, "cancelled": 0},
+        "mailings_by_status": {
+            "scheduled": 0,
+            "running": 0,
+            "paused": 0,
+            "completed": 0,
+            "cancelled": 0,
+        },
         "messages": dict.fromkeys(["total", *STATUSES], 0),
     }
     clients = await _clients(api, 6)
@@ -136,6 +142,7 @@ async def test_overall_stats(app: Any, api: httpx.AsyncClient, clock: FakeClock)
     assert stats["mailings_by_status"] == {
         "scheduled": 1,
         "running": 1,
+        "paused": 0,
         "completed": 0,
         "cancelled": 1,
     }

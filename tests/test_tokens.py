@@ -300,13 +300,13 @@ def _extra_router() -> APIRouter:
     """Endpoints as other engineers add them: nothing said, or an explicit role."""
     router = APIRouter(prefix="/mailings/{mailing_id}")
 
-    @router.post("/pause", summary="pause", status_code=status.HTTP_200_OK)
-    async def pause(mailing_id: int) -> dict[str, int]:
-        return {"paused": mailing_id}
+    @router.post("/snooze", summary="snooze", status_code=status.HTTP_200_OK)
+    async def snooze(mailing_id: int) -> dict[str, int]:
+        return {"snoozed": mailing_id}
 
-    @router.post("/preview", summary="preview", dependencies=[require_role("read")])
-    async def preview(mailing_id: int) -> dict[str, int]:
-        return {"previewed": mailing_id}
+    @router.post("/peek", summary="peek", dependencies=[require_role("read")])
+    async def peek(mailing_id: int) -> dict[str, int]:
+        return {"peeked": mailing_id}
 
     webhooks = APIRouter(prefix="/webhooks")
 
@@ -323,27 +323,20 @@ async def test_new_endpoints_get_a_role_by_default_or_say_their_own(
 ) -> None:
     app = create_app(settings, clock=clock)
     app.include_router(_extra_router(), prefix="/api/v1", dependencies=api_dependencies())
-    webhooks = APIRouter(prefix="/api/v1/webhooks", dependencies=api_dependencies())
-
-    @webhooks.get("", summary="webhooks")
-    async def list_webhooks() -> list[int]:
-        return []
-
-    app.include_router(webhooks)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://t", headers=_bearer(TOKEN)
     ) as api:
         read, send = _bearer(await _token(api, "read")), _bearer(await _token(api, "send"))
-        assert (await api.post("/api/v1/mailings/1/pause", headers=read)).status_code == 403
-        assert (await api.post("/api/v1/mailings/1/pause", headers=send)).status_code == 200
-        assert (await api.post("/api/v1/mailings/1/preview", headers=read)).status_code == 200
+        assert (await api.post("/api/v1/mailings/1/snooze", headers=read)).status_code == 403
+        assert (await api.post("/api/v1/mailings/1/snooze", headers=send)).status_code == 200
+        assert (await api.post("/api/v1/mailings/1/peek", headers=read)).status_code == 200
         assert (await api.get("/api/v1/webhooks", headers=send)).status_code == 403
         assert (await api.get("/api/v1/webhooks", headers=_bearer(TOKEN))).status_code == 200
         assert (await api.get("/api/v1/mailings/1/webhooks", headers=read)).status_code == 200
         # The POST marked read changes nothing: it is not a write, so it is not audited.
         actions = [e["action"] for e in (await api.get("/api/v1/audit")).json()["items"]]
-        assert actions == ["mailing.pause", "token.create", "token.create"]
+        assert actions == ["mailing.snooze", "token.create", "token.create"]
     spec = app.openapi()
     operations = {
         (method.upper(), path): operation
@@ -351,8 +344,10 @@ async def test_new_endpoints_get_a_role_by_default_or_say_their_own(
         for method, operation in item.items()
     }
     for key, role in [
+        (("POST", "/api/v1/mailings/{mailing_id}/snooze"), "`send` or `admin`"),
+        (("POST", "/api/v1/mailings/{mailing_id}/peek"), "`read` or higher"),
         (("POST", "/api/v1/mailings/{mailing_id}/pause"), "`send` or `admin`"),
-        (("POST", "/api/v1/mailings/{mailing_id}/preview"), "`read` or higher"),
+        (("POST", "/api/v1/mailings/preview"), "`read` or higher"),
         (("GET", "/api/v1/webhooks"), "`admin`"),
         (("DELETE", "/api/v1/mailings/{mailing_id}"), "`admin`"),
     ]:
