@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from notiflow.db.session import transaction
+from notiflow.delivery.queue import scheduling
 from tests.delivery_support import (
     SANDBOX_TOKEN,
     LiveClock,
@@ -512,3 +514,47 @@ async def test_a_window_that_opens_for_no_client_of_the_audience_is_refused(
         f"/api/v1/mailings/{accepted.json()['id']}", json={"filter": {"tags": ["a"]}}
     )
     assert narrowed.status_code == 422
+
+
+async def test_the_import_opts_clients_out_and_in_with_an_opted_out_column(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock
+) -> None:
+    async def imported(body: str) -> dict[str, Any]:
+        response = await api.post(
+            "/api/v1/clients/import", content=body, headers={"Content-Type": "text/csv"}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    await imported("phone\n79000000001\n79000000002\n79000000003\n")
+    mailing = await create_mailing(api, clock, start_in=600)
+    clients = (await api.get("/api/v1/clients")).json()["items"]
+    by_phone = {c["phone"]: c["id"] for c in clients}
+    await api.post(f"/api/v1/mailings/{mailing['id']}/start")  # running, no engine: all pending
+    async with transaction(app.state.sessionmaker) as session:
+        assert await scheduling.materialise(session, mailing["id"], clock()) == 3
+
+    result = await imported(
+        "phone;opted_out\n79000000001;yes\n79000000002;false\n79000000003;maybe\n"
+    )
+    assert result["ignored_columns"] == []
+    assert [r["error"] for r in result["rejected"]] == [
+        "opted_out: must be true or false (also 1/0, yes/no)"
+    ]
+    first = (await api.get(f"/api/v1/clients/{by_phone['79000000001']}")).json()
+    assert first["opted_out_at"] is not None
+    counts = (await get_stats(api, mailing["id"]))["stats"]
+    assert (counts["cancelled"], counts["pending"]) == (1, 2)
+
+    await imported("phone,tag\n79000000001,vip\n")  # no opted_out column: the flag stays
+    assert (await api.get(f"/api/v1/clients/{by_phone['79000000001']}")).json()["opted_out_at"]
+    await imported("phone,opted_out\n79000000001,0\n")
+    assert (await api.get(f"/api/v1/clients/{by_phone['79000000001']}")).json()[
+        "opted_out_at"
+    ] is None
+    as_json = await api.post(
+        "/api/v1/clients/import", json=[{"phone": "79000000002", "opted_out": True}]
+    )
+    assert as_json.status_code == 200, as_json.text
+    preview = (await api.get(f"/api/v1/mailings/{mailing['id']}/audience")).json()
+    assert (preview["matching"], preview["opted_out"]) == (3, 1)

@@ -33,7 +33,9 @@ _IMPORT_BODY = {
         "the header line shows; a UTF-8 BOM is fine), or a JSON array of clients. Clients are "
         "matched by phone: new ones are created (what a record lacks takes its default), "
         "existing ones updated as `mode` says. Phones may be written `+7 (900) 123-45-67` or "
-        "`8 900 123 45 67`."
+        "`8 900 123 45 67`. An `opted_out` column (true/false, 1/0, yes/no) opts clients out "
+        "(their unsent messages are cancelled, as by POST /clients/{id}/opt-out) or back in; "
+        "without it, in either mode, the flag stays as it is."
     ),
     "content": {
         "text/csv": {
@@ -190,6 +192,7 @@ async def import_clients(
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
+    halt: HaltDep,
     mode: Annotated[
         ImportMode,
         Query(
@@ -210,4 +213,5 @@ async def import_clients(
         mode=mode,
         default_timezone=settings.default_timezone,
         clock=clock,
+        halt=halt,
     )

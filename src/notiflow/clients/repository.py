@@ -180,6 +180,27 @@ async def upsert_many(
         await session.execute(statement, batch[start : start + _CHUNK])
 
 
+async def set_opted_out(
+    session: AsyncSession, phones: Sequence[str], *, at: datetime | None, now: datetime
+) -> list[int]:
+    """Opt these clients out (``at``) or back in (None), where that changes something; return
+    the ids of the clients changed."""
+    changed: list[int] = []
+    for start in range(0, len(phones), _CHUNK):
+        condition = (
+            Client.opted_out_at.is_(None) if at is not None else Client.opted_out_at.is_not(None)
+        )
+        result = await session.execute(
+            update(Client)
+            .where(Client.phone.in_(list(phones[start : start + _CHUNK])), condition)
+            .values(opted_out_at=at, updated_at=now)
+            .returning(Client.id)
+            .execution_options(synchronize_session=False)
+        )
+        changed.extend(result.scalars())
+    return sorted(changed)
+
+
 # --- audiences -------------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +29,9 @@ from notiflow.delivery.notify import Halt, halt_after_commit
 from notiflow.messages import repository as messages
 from notiflow.models import Client
 
-IMPORT_COLUMNS = ("phone", "operator_code", "tag", "timezone")
+IMPORT_COLUMNS = ("phone", "operator_code", "tag", "timezone", "opted_out")
+_TRUE = frozenset({"true", "1", "yes", "y"})
+_FALSE = frozenset({"false", "0", "no", "n", ""})
 # What an import may change of an existing client (the phone is how it is found).
 UPDATABLE_COLUMNS = ("operator_code", "tag", "timezone")
 
@@ -196,6 +198,21 @@ class _Row:
 class _ParsedRows:
     rows: list[_Row]
     rejected: list[ImportRejection]
+    # Phones whose record says opted_out true / false (a record without it changes nothing).
+    opt_out: list[str] = field(default_factory=list)
+    opt_in: list[str] = field(default_factory=list)
+
+
+def _opted_out(record: dict[str, Any]) -> bool | None:
+    """The record's opted_out flag: None when it has none."""
+    if "opted_out" not in record:
+        return None
+    value = record["opted_out"]
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError("opted_out: must be true or false (also 1/0, yes/no)")
 
 
 def _optional(record: dict[str, Any], key: str) -> str | None:
@@ -243,7 +260,13 @@ def _validate_record(record: dict[str, Any], default_timezone: str) -> dict[str,
         timezone = normalize_timezone(check_text(timezone)) if timezone else default_timezone
     except ValueError as exc:
         raise ValueError(f"timezone: {exc}") from None
-    return {"phone": phone, "operator_code": operator_code, "tag": tag, "timezone": timezone}
+    return {
+        "phone": phone,
+        "operator_code": operator_code,
+        "tag": tag,
+        "timezone": timezone,
+        "opted_out": _opted_out(record),
+    }
 
 
 def _validate_all(
@@ -268,6 +291,9 @@ def _validate_all(
             columns = tuple(name for name in UPDATABLE_COLUMNS if name in record)
         else:
             columns = whole
+        opted_out = values.pop("opted_out")
+        if opted_out is not None:
+            (parsed.opt_out if opted_out else parsed.opt_in).append(values["phone"])
         parsed.rows.append(_Row(values=values, columns=columns))
     return parsed
 
@@ -317,8 +343,8 @@ def _csv_records(body: bytes) -> _Records:
     known = [name for name in columns if name in IMPORT_COLUMNS]
     if "phone" not in known or len(set(known)) != len(known):
         raise InvalidInput(
-            "the CSV header must name a phone column, and may name operator_code, tag and "
-            f"timezone, each at most once; got {separator.join(columns)!r}"
+            "the CSV header must name a phone column, and may name operator_code, tag, "
+            f"timezone and opted_out, each at most once; got {separator.join(columns)!r}"
         )
     ignored = [name for name in dict.fromkeys(columns) if name and name not in IMPORT_COLUMNS]
     return _Records(items=_csv_rows(reader, columns), ignored=lambda: ignored)
@@ -379,8 +405,13 @@ async def import_clients(
     mode: ImportMode,
     default_timezone: str,
     clock: Clock,
+    halt: Halt | None = None,
 ) -> ImportResult:
-    """Upsert clients by phone from CSV or a JSON array. Bad records are reported, not written."""
+    """Upsert clients by phone from CSV or a JSON array. Bad records are reported, not written.
+
+    An ``opted_out`` column (or key) opts clients out or back in, as the endpoints do; a record
+    without one leaves the flag as it is, in either mode (a consent is not reset by a file that
+    does not speak of it)."""
     records = _csv_records(body) if content_type == "text/csv" else _json_records(body)
     broken: list[ImportRejection] = []
 
@@ -403,6 +434,11 @@ async def import_clients(
     now = clock()
     for columns, rows in by_columns.items():
         await repository.upsert_many(session, rows, now=now, columns=columns)
+    if parsed.opt_in:
+        await repository.set_opted_out(session, parsed.opt_in, at=None, now=now)
+    for client_id in await repository.set_opted_out(session, parsed.opt_out, at=now, now=now):
+        await messages.cancel_unsent_of_client(session, client_id, reason=OPTED_OUT, now=now)
+        await halt_after_commit(session, halt, "client", client_id)
     rejected = sorted(broken + parsed.rejected, key=lambda item: item.row)
     result = ImportResult(
         created=len(phones) - len(existing),

@@ -363,10 +363,17 @@ async def delete(
 PAUSED_BY_API = "paused through the API"
 
 
-async def _pause(mailing: Mailing, *, reason: str, now: datetime) -> None:
+async def _pause(
+    session: AsyncSession, mailing: Mailing, *, reason: str, now: datetime, halt: Halt | None
+) -> None:
     mailing.status = MailingStatus.paused.value
     mailing.paused_reason = reason[:500]
     mailing.updated_at = now
+    await session.flush()
+    await halt_after_commit(session, halt, "mailing", mailing.id)
+    await webhook_events.emit_mailings(
+        session, webhook_events.MAILING_PAUSED, [mailing.id], now=now
+    )
 
 
 async def pause(
@@ -384,13 +391,7 @@ async def pause(
         return mailing
     if mailing.status != MailingStatus.running.value:
         raise Conflict(f"only a running mailing can be paused; this one is {mailing.status}")
-    now = clock()
-    await _pause(mailing, reason=reason or PAUSED_BY_API, now=now)
-    await session.flush()
-    await halt_after_commit(session, halt, "mailing", mailing.id)
-    await webhook_events.emit_mailings(
-        session, webhook_events.MAILING_PAUSED, [mailing.id], now=now
-    )
+    await _pause(session, mailing, reason=reason or PAUSED_BY_API, now=clock(), halt=halt)
     return mailing
 
 
@@ -401,12 +402,8 @@ async def pause_by_engine(
     mailing = await repository.get(session, mailing_id, for_update=True)
     if mailing is None or mailing.status != MailingStatus.running.value:
         return False
-    await _pause(mailing, reason=reason, now=now)
-    await session.flush()
-    await engine_notify(session, f"mailing:{mailing.id}")
-    await webhook_events.emit_mailings(
-        session, webhook_events.MAILING_PAUSED, [mailing.id], now=now
-    )
+    # Other workers learn of it by NOTIFY; this one's sender halted the mailing already.
+    await _pause(session, mailing, reason=reason, now=now, halt=None)
     return True
 
 
