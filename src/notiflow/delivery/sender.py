@@ -322,7 +322,8 @@ class Sender:
         if self._halted:
             self._halted = {k: t for k, t in self._halted.items() if now - t < HALT_MEMORY}
         if self._blocked:
-            if not (self._ready or self._in_flight):
+            # Nothing held and no claim under way: no message claimed before a halt is left.
+            if not (self._ready or self._in_flight or self._claiming):
                 self._blocked = {}
             else:
                 self._blocked = {k: t for k, t in self._blocked.items() if now - t < HALT_MEMORY}
