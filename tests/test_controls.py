@@ -198,7 +198,8 @@ async def test_auto_pause_stops_a_mailing_whose_attempts_mostly_fail(
     await wait_for(lambda: _settled(api, mailing["id"]))
     body = (await api.get(f"/api/v1/mailings/{mailing['id']}")).json()
     assert body["paused_reason"].startswith("auto-paused: ")
-    assert "of its last 20 attempts failed" in body["paused_reason"]
+    assert "the provider refused" in body["paused_reason"]
+    assert "of its last 20 attempts" in body["paused_reason"]
     attempts = len(provider.received)
     assert attempts < 200
     await asyncio.sleep(0.5)
@@ -558,3 +559,26 @@ async def test_the_import_opts_clients_out_and_in_with_an_opted_out_column(
     assert as_json.status_code == 200, as_json.text
     preview = (await api.get(f"/api/v1/mailings/{mailing['id']}/audience")).json()
     assert (preview["matching"], preview["opted_out"]) == (3, 1)
+
+
+async def test_auto_pause_leaves_provider_wide_failures_to_the_breaker(
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+) -> None:
+    """5xx fail every mailing alike: they are retried, and never pause a mailing."""
+    await import_clients(api, 30)
+    provider.configure(error_rate=1.0)
+    await start_engine(
+        auto_pause_failure_ratio=0.5,
+        auto_pause_window=10,
+        breaker_window=1000,
+        breaker_min_requests=1000,
+    )
+    mailing = await create_mailing(api, clock)
+    await wait_until(lambda: len(provider.received) >= 60)
+    assert (await api.get(f"/api/v1/mailings/{mailing['id']}")).json()["status"] == "running"
+    provider.configure(error_rate=0)
+    await wait_for(lambda: completed(api, mailing["id"]))
+    assert (await get_stats(api, mailing["id"]))["stats"]["sent"] == 30

@@ -148,8 +148,9 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         le=1,
-        description="Pause a running mailing when this share of its last "
-        "NOTIFLOW_AUTO_PAUSE_WINDOW attempts failed; 0: never.",
+        description="Pause a running mailing when the provider refused for good (a 4xx other "
+        "than 401/403/408/429) this share of its last NOTIFLOW_AUTO_PAUSE_WINDOW answered "
+        "attempts; 0: never.",
     )
     auto_pause_window: int = Field(
         default=100,

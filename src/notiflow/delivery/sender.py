@@ -329,8 +329,13 @@ class Sender:
                 self._blocked = {k: t for k, t in self._blocked.items() if now - t < HALT_MEMORY}
 
     def _watch_outcome(self, mailing_id: int, outcome: Outcome) -> None:
+        """Count the answers that speak of this mailing: accepted, or refused for good. A
+        provider that is down, throttles or refuses the token fails every mailing alike; the
+        circuit breaker and the 401 pause deal with that, and resume by themselves."""
         assert self._watch is not None
-        reason = self._watch.record(mailing_id, failed=outcome.verdict is not Verdict.sent)
+        if outcome.verdict is not Verdict.sent and outcome.verdict is not Verdict.fail:
+            return
+        reason = self._watch.record(mailing_id, failed=outcome.verdict is Verdict.fail)
         if reason is None or mailing_id in self._halted:
             return
         self.halt("mailing", mailing_id)

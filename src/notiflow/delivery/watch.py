@@ -36,7 +36,7 @@ class FailureWatch:
             return None
         self.forget(mailing_id)  # judged afresh after a resume
         return (
-            f"auto-paused: {failures} of its last {self.window} attempts failed "
+            f"auto-paused: the provider refused {failures} of its last {self.window} attempts "
             f"(NOTIFLOW_AUTO_PAUSE_FAILURE_RATIO={self.ratio:g})"
         )
 
