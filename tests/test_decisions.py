@@ -293,3 +293,18 @@ def test_failure_watch_keeps_mailings_apart_and_forgets_finished_ones() -> None:
     watch.retain({2})
     assert watch.record(1, failed=True) is None  # mailing 1 starts afresh
     assert watch.record(2, failed=True) is not None
+
+
+def test_a_message_of_a_client_who_had_opted_out_when_claimed_is_cancelled() -> None:
+    from dataclasses import replace as copy
+
+    from notiflow.delivery.decisions import CLIENT_OPTED_OUT, before_send
+    from notiflow.delivery.records import ActiveMailing, Claimed
+
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    mailing = ActiveMailing(1, "hi", now + timedelta(hours=1), None, None)
+    claimed = Claimed(7, 1, 3, 0, "79001234567", "UTC", opted_out=True)
+    done = before_send(claimed, mailing, now)
+    assert done is not None
+    assert (done.status, done.last_error, done.attempted) == ("cancelled", CLIENT_OPTED_OUT, False)
+    assert before_send(copy(claimed, opted_out=False), mailing, now) is None

@@ -436,7 +436,11 @@ async def import_clients(
         await repository.upsert_many(session, rows, now=now, columns=columns)
     if parsed.opt_in:
         await repository.set_opted_out(session, parsed.opt_in, at=None, now=now)
-    for client_id in await repository.set_opted_out(session, parsed.opt_out, at=now, now=now):
+    opted_out = await repository.set_opted_out(session, parsed.opt_out, at=now, now=now)
+    if opted_out:
+        # All their messages at once, in the order every writer of messages keeps (db.locks).
+        await messages.lock_of_clients(session, opted_out)
+    for client_id in opted_out:
         await messages.cancel_unsent_of_client(session, client_id, reason=OPTED_OUT, now=now)
         await halt_after_commit(session, halt, "client", client_id)
     rejected = sorted(broken + parsed.rejected, key=lambda item: item.row)

@@ -19,6 +19,7 @@ LAST_ERROR_MAX = 500  # the width of messages.last_error
 END_PASSED = "end_time passed before sending"
 WINDOW_AFTER_END = "the send window does not open again before end_time"
 CLIENT_DELETED = "client deleted"
+CLIENT_OPTED_OUT = "client opted out"
 
 
 def _error(text: str | None) -> str | None:
@@ -70,14 +71,14 @@ def unpreparable(claimed: Claimed, exc: BaseException) -> Done:
 
 def before_send(claimed: Claimed, mailing: ActiveMailing, now: datetime) -> Done | None:
     """Settle a claimed message that must not be sent now; None if it should be sent."""
-    if claimed.phone is None:
+    if claimed.phone is None or claimed.opted_out:
         return Done(
             claimed.id,
             claimed.mailing_id,
             MessageStatus.cancelled,
             claimed.attempts,
             attempted=False,
-            last_error=CLIENT_DELETED,
+            last_error=CLIENT_DELETED if claimed.phone is None else CLIENT_OPTED_OUT,
         )
     if now >= mailing.end_time:
         return expired(claimed)

@@ -52,6 +52,7 @@ class Leases:
         """``items`` were claimed by a claim that began at ``began`` (monotonic)."""
         for item in items:
             item.lease_deadline = began + self.seconds
+            item.claimed_at = began
 
     def holds(self, claimed: Claimed, seconds: float, now: float) -> bool:
         """Whether this worker surely holds ``claimed``'s lease for ``seconds`` after ``now``
@@ -72,7 +73,9 @@ class Leases:
             )
         deadline = began + self.seconds
         for item in self._held():
-            if item.id in renewed and item.lease_deadline < deadline:
+            # Still this worker's when the renewal began: a copy whose lease had lapsed (then
+            # taken back, and perhaps claimed again by this same worker) is not renewed.
+            if item.id in renewed and began < item.lease_deadline < deadline:
                 item.lease_deadline = deadline
 
     async def run(self, stop: asyncio.Event) -> None:

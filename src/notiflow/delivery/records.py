@@ -46,9 +46,11 @@ class Claimed:
     attempts: int
     phone: str | None  # None: the client was deleted
     timezone: str | None
+    opted_out: bool = False  # the client had opted out when the message was claimed
     # Monotonic time until which the lease taken by the claim is this worker's (renewals of
     # every lease the worker holds extend it further; see Sender).
     lease_deadline: float = 0.0
+    claimed_at: float = 0.0  # monotonic: when the claim that took it began
 
 
 @dataclass(slots=True)

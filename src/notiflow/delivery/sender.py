@@ -182,7 +182,7 @@ class Sender:
         mailing_id = claimed.mailing_id
         text = self._texts.get(mailing_id)
         end = self._ends.get(mailing_id)
-        if text is None or end is None or (self._blocked and claimed.client_id in self._blocked):
+        if text is None or end is None or (self._blocked and self._is_blocked(claimed)):
             # Paused: back to the queue. Cancelled or deleted, or its client opted out or
             # deleted: the API has settled it, and this changes nothing.
             return decisions.give_back(claimed, at=self._clock()), None
@@ -316,6 +316,12 @@ class Sender:
             self._mailings = {k: v for k, v in self._mailings.items() if k != ident}
         self._wake.set()
 
+    def _is_blocked(self, claimed: Claimed) -> bool:
+        """Whether the message was claimed before its client opted out or was deleted (a claim
+        that began later cannot have taken it: the opt-out had cancelled it by then)."""
+        halted_at = self._blocked.get(claimed.client_id or 0)
+        return halted_at is not None and claimed.claimed_at <= halted_at
+
     def _prune_halts(self, now: float) -> None:
         """Forget halts no refresh or claimed message can still need: a refresh that began after
         a halt sees its change, and messages claimed before it are gone within the hold time."""
@@ -336,7 +342,7 @@ class Sender:
         if outcome.verdict is not Verdict.sent and outcome.verdict is not Verdict.fail:
             return
         reason = self._watch.record(mailing_id, failed=outcome.verdict is Verdict.fail)
-        if reason is None or mailing_id in self._halted:
+        if reason is None or mailing_id in self._pausing or mailing_id not in self._mailings:
             return
         self.halt("mailing", mailing_id)
         task = asyncio.create_task(self._auto_pause(mailing_id, reason))
@@ -391,24 +397,27 @@ class Sender:
             }
             self._refreshed = self._monotonic()
             now = self._clock()
-            stopped = [
-                (task, claimed)
-                for task, claimed in self._in_flight.items()
-                if claimed is not None
-                and (
-                    (mailing := self._mailings.get(claimed.mailing_id)) is None
-                    or mailing.end_time <= now
+            # Requests on their way stop when their mailing was cancelled, deleted or has
+            # ended, or its end_time passed; a paused (or pausing) mailing's finish and count.
+            stopping: list[tuple[asyncio.Task[None], Claimed]] = []
+            unknown: list[tuple[asyncio.Task[None], Claimed]] = []
+            for task, claimed in self._in_flight.items():
+                if claimed is None:
+                    continue
+                mailing = self._mailings.get(claimed.mailing_id)
+                if mailing is None:
+                    if claimed.mailing_id not in pausing:
+                        unknown.append((task, claimed))
+                elif mailing.end_time <= now:
+                    stopping.append((task, claimed))
+            if unknown:
+                ended = await claims.ended_mailings(
+                    session, {claimed.mailing_id for _task, claimed in unknown}
                 )
-            ]
-            if stopped:
-                # A paused mailing's requests finish; those of a cancelled or deleted one, or
-                # past its end_time, stop.
-                paused = await claims.paused_mailings(
-                    session, {claimed.mailing_id for _task, claimed in stopped}
-                )
-                for task, claimed in stopped:
-                    if claimed.mailing_id not in paused:
-                        task.cancel()
+                stopping += [(t, c) for t, c in unknown if c.mailing_id in ended]
+            for task, claimed in stopping:
+                if self._in_flight.get(task) is claimed:  # still that request, not a later one
+                    task.cancel()
 
     async def _claim(self, limit: int) -> int:
         began = self._monotonic()

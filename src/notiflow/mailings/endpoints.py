@@ -328,6 +328,10 @@ async def test_send(
     settings: SettingsDep,
     clock: ClockDep,
 ) -> TestSendRead:
+    if request.app.state.engine is None and settings.provider_url is None:
+        raise ServiceUnavailable(
+            "no provider is configured in this process: set NOTIFLOW_PROVIDER_URL"
+        )
     record, text = await test_sends.begin(
         session, mailing_id, phone=data.phone, client_id=data.client_id, now=clock()
     )

@@ -158,6 +158,13 @@ def _cancelled(reason: str, now: datetime) -> dict[str, object]:
     }
 
 
+async def lock_of_clients(session: AsyncSession, client_ids: Sequence[int]) -> None:
+    """Lock the messages of these clients not sent yet, in id order (see ``db.locks``)."""
+    await lock_in_id_order(
+        session, Message.id, Message.client_id.in_(list(client_ids)), Message.status.in_(UNSENT)
+    )
+
+
 async def cancel_unsent_of_mailing(
     session: AsyncSession, mailing_id: int, *, reason: str, now: datetime
 ) -> int:
@@ -203,16 +210,22 @@ async def requeue(
     session: AsyncSession, mailing_id: int, *, statuses: Sequence[MessageStatus], now: datetime
 ) -> int:
     """Make a mailing's messages of these final statuses pending again, due now, with a fresh
-    set of attempts; return how many."""
+    set of attempts; return how many. Messages of clients who opted out or were deleted stay as
+    they are."""
     values = [status.value for status in statuses]
+    reachable = Message.client_id.in_(select(Client.id).where(Client.opted_out_at.is_(None)))
     await lock_in_id_order(
-        session, Message.id, Message.mailing_id == mailing_id, Message.status.in_(values)
+        session,
+        Message.id,
+        Message.mailing_id == mailing_id,
+        Message.status.in_(values),
+        reachable,
     )
     delta = counters.CounterDelta()
     for old in values:
         result = await session.execute(
             update(Message)
-            .where(Message.mailing_id == mailing_id, Message.status == old)
+            .where(Message.mailing_id == mailing_id, Message.status == old, reachable)
             .values(
                 status=MessageStatus.pending.value,
                 attempts=0,

@@ -66,14 +66,18 @@ async def active_mailings(session: AsyncSession) -> list[ActiveMailing]:
     return [ActiveMailing(*row) for row in rows]
 
 
-async def paused_mailings(session: AsyncSession, mailing_ids: set[int]) -> set[int]:
-    """Which of these mailings are paused (their requests in flight may finish)."""
-    rows = await session.scalars(
-        select(Mailing.id).where(
-            Mailing.id.in_(sorted(mailing_ids)), Mailing.status == MailingStatus.paused.value
-        )
+async def ended_mailings(session: AsyncSession, mailing_ids: set[int]) -> set[int]:
+    """Which of these mailings were cancelled, deleted or completed (their requests in flight
+    are stopped; a paused one's finish)."""
+    rows = await session.execute(
+        select(Mailing.id, Mailing.status).where(Mailing.id.in_(sorted(mailing_ids)))
     )
-    return set(rows)
+    alive = {
+        mailing_id
+        for mailing_id, status in rows
+        if status in (MailingStatus.running.value, MailingStatus.paused.value)
+    }
+    return set(mailing_ids) - alive
 
 
 # --- claims and leases -----------------------------------------------------------------------
@@ -98,7 +102,7 @@ _PG_CLAIM = text(
         WHERE s.mailing_id = :mailing AND n.c > 0
     )
     SELECT c.id, c.client_id, c.attempts, cl.phone, cl.timezone,
-           mm.end_time, mm.window_start, mm.window_end
+           mm.end_time, mm.window_start, mm.window_end, cl.opted_out_at IS NOT NULL
     FROM claimed AS c
     LEFT JOIN clients AS cl ON cl.id = c.client_id
     LEFT JOIN (
@@ -167,7 +171,10 @@ async def claim(
             return None, []
         first = rows[0]
         timing = Timing(as_utc(first[5]), first[6], first[7]) if first[5] is not None else None
-        return timing, [Claimed(row[0], mailing_id, row[1], row[2], row[3], row[4]) for row in rows]
+        return timing, [
+            Claimed(row[0], mailing_id, row[1], row[2], row[3], row[4], opted_out=row[8])
+            for row in rows
+        ]
     rows = (await connection.execute(_SQLITE_CLAIM, params)).all()
     if not rows:
         return None, []
@@ -179,23 +186,23 @@ async def claim(
     await counters.apply(session, mailing_id, delta)
     claimed = []
     for row in rows:
-        phone, zone = contacts.get(row[1], (None, None))
-        claimed.append(Claimed(row[0], mailing_id, row[1], row[2], phone, zone))
+        phone, zone, opted_out = contacts.get(row[1], (None, None, False))
+        claimed.append(Claimed(row[0], mailing_id, row[1], row[2], phone, zone, opted_out))
     timing = None
     if mailing is not None:
         timing = Timing(mailing.end_time, mailing.window_start, mailing.window_end)
     return timing, claimed
 
 
-async def _contacts(connection: Any, client_ids: list[int]) -> dict[int, tuple[str, str]]:
+async def _contacts(connection: Any, client_ids: list[int]) -> dict[int, tuple[str, str, bool]]:
     if not client_ids:
         return {}
     found = await connection.execute(
-        select(CLIENTS.c.id, CLIENTS.c.phone, CLIENTS.c.timezone).where(
+        select(CLIENTS.c.id, CLIENTS.c.phone, CLIENTS.c.timezone, CLIENTS.c.opted_out_at).where(
             CLIENTS.c.id.in_(client_ids)
         )
     )
-    return {cid: (phone, zone) for cid, phone, zone in found}
+    return {cid: (phone, zone, opted is not None) for cid, phone, zone, opted in found}
 
 
 async def back_to_pending(session: AsyncSession, condition: Any, *, now: datetime) -> int:

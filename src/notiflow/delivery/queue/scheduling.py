@@ -171,6 +171,25 @@ async def complete_finished(session: AsyncSession, now: datetime) -> list[int]:
             )
         )
     )
+    if done and _is_pg(session):
+        # Lock them, then read their counters again in a statement of its own: a retry-failed
+        # that committed meanwhile (it holds the same lock while it makes messages pending
+        # again) is then seen, and its mailing is not completed with messages still to send.
+        await session.execute(
+            select(Mailing.id)
+            .where(Mailing.id.in_(done))
+            .order_by(Mailing.id)
+            .with_for_update(key_share=True)
+        )
+        done = list(
+            await session.scalars(
+                select(MailingStats.mailing_id).where(
+                    MailingStats.mailing_id.in_(done),
+                    MailingStats.pending == 0,
+                    MailingStats.sending == 0,
+                )
+            )
+        )
     if done:
         completed = await session.execute(
             update(Mailing)
