@@ -126,6 +126,20 @@ _ATTEMPT = re.compile(
     r"^send mailing_id=\d+ message_id=(\d+) client_id=\S+ verdict=(\w+) error=(.*)$"
 )
 ANSWER_LOST = {"timeout", "connection lost"}
+# Attempts that may never have reached the provider: a timeout before the request got there (a
+# busy machine), a kept-alive connection the provider had closed, a refused connection.
+MAYBE_UNSEEN = ANSWER_LOST | {"connection refused", "connection error"}
+
+
+def attempts_maybe_unseen(engine_log: Sequence[logging.LogRecord]) -> Counter[int]:
+    """Per message, how many of its attempts ended in a way that may have left the provider
+    without a request (from the engine's DEBUG line per attempt)."""
+    unseen: Counter[int] = Counter()
+    for record in engine_log:
+        match = _ATTEMPT.match(record.getMessage())
+        if match and match.group(3) in MAYBE_UNSEEN:
+            unseen[int(match.group(1))] += 1
+    return unseen
 
 
 def assert_accepted_twice_only_when_the_answer_was_lost(

@@ -23,6 +23,7 @@ from tests.delivery_support import (
     LiveClock,
     ThreadedSandbox,
     assert_accepted_twice_only_when_the_answer_was_lost,
+    attempts_maybe_unseen,
     wait_for,
 )
 from tests.helpers import iso
@@ -243,8 +244,12 @@ async def test_faults_end_with_every_message_sent_once(
     assert stats["attempts"]["retried_messages"] == len(retried)
     assert stats["attempts"]["total"] == sum(m.attempts for m in messages)
     requests = Counter(e.id for e in provider.received if e.id is not None)
+    unseen = attempts_maybe_unseen(caplog.records)
     for message in messages:
-        assert requests[message.id] == message.attempts
+        # Every request the provider got is an attempt; an attempt it did not get is one that
+        # ended without an answer (timed out before arriving, a closed kept-alive connection).
+        seen, made = requests[message.id], message.attempts
+        assert seen <= made <= seen + unseen[message.id], (message.id, seen, made)
     if fault != "latency and jitter":
         assert retried, "the fault should have forced some retries"
         assert sum(e["count"] for e in stats["errors"]) == stats["attempts"]["total"] - 60

@@ -328,13 +328,14 @@ async def test_send(
     settings: SettingsDep,
     clock: ClockDep,
 ) -> TestSendRead:
-    if request.app.state.engine is None and settings.provider_url is None:
-        raise ServiceUnavailable(
-            "no provider is configured in this process: set NOTIFLOW_PROVIDER_URL"
-        )
     record, text = await test_sends.begin(
         session, mailing_id, phone=data.phone, client_id=data.client_id, now=clock()
     )
+    if request.app.state.engine is None and settings.provider_url is None:
+        # Before the commit below: the record is rolled back with the request.
+        raise ServiceUnavailable(
+            "no provider is configured in this process: set NOTIFLOW_PROVIDER_URL"
+        )
     # No transaction is open while the provider answers (on SQLite it would hold the write lock).
     await commit(session)
     async with _provider(request, settings) as provider:
