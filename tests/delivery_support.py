@@ -15,6 +15,9 @@ from typing import Any
 from notiflow.sandbox.server import FaultConfig, Received, Sandbox
 
 SANDBOX_TOKEN = "sandbox-token"
+# The engine decides before a request starts (not after a pause, an opt-out or end_time); the
+# sandbox stamps it when it arrives, up to this much later on a busy machine.
+ARRIVAL_LAG = 0.05
 
 # Settings that make the engine react in tenths of a second instead of seconds.
 FAST = {

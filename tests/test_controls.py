@@ -14,6 +14,7 @@ import pytest
 from notiflow.db.session import transaction
 from notiflow.delivery.queue import scheduling
 from tests.delivery_support import (
+    ARRIVAL_LAG,
     SANDBOX_TOKEN,
     LiveClock,
     ThreadedSandbox,
@@ -100,7 +101,7 @@ async def test_pause_stops_requests_and_resume_sends_the_rest_once(
     # none starts afterwards (the provider answers in 100 ms, so a later one would be seen).
     after = [e for e in provider.received if e.at > paused_at]
     assert len(after) <= CONCURRENCY
-    assert all(e.at <= paused_at + 0.05 for e in after)
+    assert all(e.at <= paused_at + ARRIVAL_LAG for e in after)
     stats = await get_stats(api, mailing["id"])
     assert stats["status"] == "paused"
     counts = stats["stats"]
@@ -140,7 +141,7 @@ async def test_a_paused_mailing_whose_end_passes_completes_with_the_rest_expired
     assert counts["sent"] > 0
     assert counts["expired"] > 0
     assert counts["sent"] + counts["expired"] == 300
-    assert all(e.at <= paused_at + 0.05 for e in provider.received)
+    assert all(e.at <= paused_at + ARRIVAL_LAG for e in provider.received)
     late = await api.post(f"/api/v1/mailings/{mailing['id']}/resume")
     assert late.status_code == 409
     await assert_counters_match(app, mailing["id"])
@@ -317,7 +318,7 @@ async def test_clients_opted_out_while_a_mailing_runs_receive_nothing_more(
     for event in provider.received:
         leaver = phones.get(event.phone or 0)
         if leaver is not None:  # sent before its opt-out, or on its way then
-            assert event.at <= opted_at[leaver] + 0.05
+            assert event.at <= opted_at[leaver] + ARRIVAL_LAG
     reached = {phones[p] for e in provider.received if (p := e.phone or 0) in phones}
     counts = (await get_stats(api, mailing["id"]))["stats"]
     assert counts["sent"] + counts["cancelled"] == 300
