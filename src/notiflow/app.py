@@ -36,6 +36,7 @@ from notiflow.messages.endpoints import router as messages_router
 from notiflow.sandbox.server import FaultConfig, Sandbox
 from notiflow.stats.endpoints import router as stats_router
 from notiflow.webhooks.endpoints import router as webhooks_router
+from notiflow.workers.endpoints import router as workers_router
 
 log = logging.getLogger("notiflow")
 
@@ -82,6 +83,10 @@ TAGS = [
         "name": "webhooks",
         "description": "URLs told of mailing and message events, by signed POSTs that are "
         "retried until they succeed (or fail after NOTIFLOW_WEBHOOK_MAX_ATTEMPTS).",
+    },
+    {
+        "name": "workers",
+        "description": "The delivery engines alive, from the heartbeat each one writes.",
     },
     {"name": "tokens", "description": "Stored API tokens and their roles (admin)."},
     {"name": "audit", "description": "Who wrote what, when (admin)."},
@@ -271,6 +276,7 @@ def create_app(
     api.include_router(messages_router)
     api.include_router(stats_router)
     api.include_router(webhooks_router)
+    api.include_router(workers_router)
     api.include_router(tokens_router)
     api.include_router(audit_router)
     app.include_router(api)
