@@ -1,7 +1,10 @@
-"""Worker heartbeats and GET /api/v1/workers. In-process engines on SQLite and PostgreSQL."""
+"""Worker heartbeats: GET /api/v1/workers, and the warning of a mailing that needs a worker while
+none is alive. In-process engines on SQLite and PostgreSQL; real worker processes are in
+test_workers.py."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -17,6 +20,7 @@ from notiflow.config import Settings
 from notiflow.db.session import transaction
 from notiflow.delivery.engine import Engine
 from notiflow.workers import repository
+from notiflow.workers.watch import LOG_EVERY_SECONDS, WorkerWatch
 from tests.delivery_support import LiveClock, ThreadedSandbox, wait_for
 from tests.test_delivery import completed, create_mailing, import_clients
 
@@ -198,3 +202,132 @@ def test_the_heartbeat_period_is_bounded() -> None:
     for wrong in (0, 21):
         with pytest.raises(ValidationError, match="worker_heartbeat_seconds"):
             Settings(worker_heartbeat_seconds=wrong, _env_file=None)
+
+
+# --- a mailing that needs a worker while none is alive -------------------------------------------
+
+
+def no_worker_lines(caplog: pytest.LogCaptureFixture, mailing_id: int) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+        and r.name == "notiflow.workers"
+        and f"mailing_id={mailing_id} " in r.getMessage()
+    ]
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_running_mailing_with_no_live_worker_warns_while_none_beats(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The API alone (`notiflow api`): a running mailing says no worker is alive, in every answer
+    that shows it, and the log says so once per mailing every few minutes however often it is
+    read; while a worker (of another process, known by its beats only) is alive, neither."""
+    caplog.set_level(logging.WARNING, logger="notiflow.workers")
+    monotonic = Monotonic()
+    app.state.worker_watch = WorkerWatch(
+        clock=clock, local_engine_running=lambda: False, monotonic=monotonic
+    )
+    await import_clients(api, 5)
+    await insert_worker(app, "long-gone", last_beat_at=clock() - timedelta(minutes=2))
+    created = await create_mailing(api, clock)
+    assert created["status"] == "running"
+    assert len(created["warnings"]) == 1
+    assert created["warnings"][0].startswith("no live worker: ")
+    mailing_id = created["id"]
+    url = f"/api/v1/mailings/{mailing_id}"
+    assert (await api.get(url)).json()["warnings"] == created["warnings"]
+    listing = (await api.get("/api/v1/mailings")).json()
+    assert [m["warnings"] for m in listing["items"]] == [created["warnings"]]
+    for _ in range(5):
+        await api.get(url)
+    lines = no_worker_lines(caplog, mailing_id)
+    assert len(lines) == 1, lines
+    assert "is running" in lines[0]
+    monotonic.now += LOG_EVERY_SECONDS + 1
+    await api.get(url)
+    assert len(no_worker_lines(caplog, mailing_id)) == 2
+
+    # Another process's worker beat 50 s ago: alive, for 10 s more.
+    await insert_worker(app, "elsewhere", last_beat_at=clock() - timedelta(seconds=50))
+    monotonic.now += LOG_EVERY_SECONDS + 1
+    assert (await api.get(url)).json()["warnings"] == []
+    assert len(no_worker_lines(caplog, mailing_id)) == 2
+    clock.advance(seconds=11)
+    assert (await api.get(url)).json()["warnings"] == created["warnings"]
+
+    # A real engine, whose beats are all the API knows of it. Its provider refuses the token,
+    # so the mailing stays running.
+    engine = await start_engine(token="wrong", **BEAT)
+    app.state.engine = None
+
+    async def warned() -> bool:
+        body = (await api.get(url)).json()
+        assert body["status"] == "running"
+        return bool(body["warnings"])
+
+    async def quiet() -> bool:
+        return not await warned()
+
+    await wait_for(quiet, within=10)
+
+    async def refused() -> bool:
+        item = await listed(api, engine.worker)
+        return item is not None and item["provider"] == "unauthorized"
+
+    await wait_for(refused, within=10)
+    await engine.stop()  # marked stopped: no worker is alive any more
+    assert await warned()
+
+
+async def test_a_scheduled_mailing_past_its_start_warns_and_a_future_one_does_not(
+    api: httpx.AsyncClient, clock: LiveClock
+) -> None:
+    mailing = await create_mailing(api, clock, start_in=60)
+    assert mailing["status"] == "scheduled"
+    assert mailing["warnings"] == []
+    clock.advance(seconds=120)
+    late = (await api.get(f"/api/v1/mailings/{mailing['id']}")).json()
+    assert late["status"] == "scheduled"
+    assert len(late["warnings"]) == 1
+    assert "cannot start" in late["warnings"][0]
+    cancelled = await api.post(f"/api/v1/mailings/{mailing['id']}/cancel")
+    assert cancelled.json()["warnings"] == []
+
+
+async def test_the_engine_of_serve_is_a_live_worker_itself(
+    app: Any,
+    api: httpx.AsyncClient,
+    clock: LiveClock,
+    provider: ThreadedSandbox,
+    start_engine: StartEngine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """In `notiflow serve` the engine runs in the API's process: while it runs, no mailing warns,
+    whatever the table says (here its row is marked stopped, as if its beats were lost)."""
+    caplog.set_level(logging.WARNING, logger="notiflow.workers")
+    engine = await start_engine(**BEAT)
+
+    async def seen() -> bool:
+        return await listed(api, engine.worker) is not None
+
+    await wait_for(seen, within=10)
+    await engine.heartbeat.stop()
+    assert await workers(api) == []
+    await import_clients(api, 3)
+    mailing = await create_mailing(api, clock)
+    assert mailing["warnings"] == []
+    assert no_worker_lines(caplog, mailing["id"]) == []

@@ -37,6 +37,7 @@ from notiflow.sandbox.server import FaultConfig, Sandbox
 from notiflow.stats.endpoints import router as stats_router
 from notiflow.webhooks.endpoints import router as webhooks_router
 from notiflow.workers.endpoints import router as workers_router
+from notiflow.workers.watch import WorkerWatch
 
 log = logging.getLogger("notiflow")
 
@@ -266,6 +267,10 @@ def create_app(
     app.state.engine = None
     app.state.sandbox = None
     app.state.run_engine = run_engine
+    app.state.worker_watch = WorkerWatch(
+        clock=clock,
+        local_engine_running=lambda: app.state.engine is not None and app.state.engine.running,
+    )
     install_error_handlers(app)
     app.add_exception_handler(status.HTTP_413_CONTENT_TOO_LARGE, too_large_handler)
 
