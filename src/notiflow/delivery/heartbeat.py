@@ -80,7 +80,6 @@ class Heartbeat:
         self._pid = os.getpid()
         self.started_at: datetime | None = None
         self._cleanup_due: float | None = None  # monotonic; None: at the first beat
-        self.beats = 0
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         loops.register(LOOP, period=seconds)
@@ -120,7 +119,6 @@ class Heartbeat:
             self._cleanup_due = self._monotonic() + CLEANUP_EVERY_SECONDS
             if forgotten:
                 log.info("forgot %s workers not seen for a day", forgotten)
-        self.beats += 1
 
     async def run(self, stop: asyncio.Event) -> None:
         """Beat at once, then every ``seconds``, until ``stop``."""
