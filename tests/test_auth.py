@@ -31,6 +31,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/mailings/1/messages"),
     ("GET", "/api/v1/messages/1"),
     ("GET", "/api/v1/stats"),
+    ("GET", "/api/v1/workers"),
 ]
 
 

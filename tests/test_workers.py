@@ -190,3 +190,74 @@ async def test_workers_share_the_queue_without_duplicates(
     ]
     assert sum(sent_by) == 3000
     assert all(n > 0 for n in sent_by), sent_by
+
+
+# --- heartbeats: GET /api/v1/workers and the warning of a mailing with no live worker ------------
+
+
+async def _worker_row(api: httpx.AsyncClient, pid: int, **params: str) -> dict[str, Any] | None:
+    response = await api.get("/api/v1/workers", params=params)
+    assert response.status_code == 200, response.text
+    return next((w for w in response.json()["items"] if w["pid"] == pid), None)
+
+
+async def _listed(api: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> dict[str, Any]:
+    async def seen() -> bool:
+        return await _worker_row(api, process.pid) is not None
+
+    await wait_for(seen, within=30)
+    row = await _worker_row(api, process.pid)
+    assert row is not None
+    return row
+
+
+async def test_a_worker_process_beats_and_once_it_stops_mailings_warn(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, workers: Workers
+) -> None:
+    await import_clients(api, 50)
+    process = workers.start(worker_heartbeat_seconds=0.5)
+    row = await _listed(api, process)
+    assert row["alive"] is True
+    assert row["sent"] == 0
+    mailing = await create_mailing(api, clock)
+    assert mailing["warnings"] == []
+    await wait_for(lambda: completed(api, mailing["id"]), within=60)
+
+    async def counted() -> bool:
+        row = await _worker_row(api, process.pid)
+        return row is not None and row["sent"] == 50
+
+    await wait_for(counted, within=10)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+    assert await _worker_row(api, process.pid) is None
+    stopped = await _worker_row(api, process.pid, all="true")
+    assert stopped is not None
+    assert stopped["alive"] is False
+    assert stopped["stopped_at"] is not None
+    assert stopped["sent"] == 50
+    waiting = await create_mailing(api, clock)
+    assert waiting["status"] == "running"
+    assert waiting["warnings"][0].startswith("no live worker: ")
+
+
+async def test_a_killed_worker_process_is_dead_a_minute_after_its_last_beat(
+    app: Any, api: httpx.AsyncClient, clock: LiveClock, provider: ThreadedSandbox, workers: Workers
+) -> None:
+    process = workers.start(worker_heartbeat_seconds=0.5)
+    await _listed(api, process)
+    process.kill()
+    process.wait()
+    row = await _worker_row(api, process.pid)  # it cannot say it died: its row stays as it was
+    assert row is not None
+    assert row["stopped_at"] is None
+    mailing = await create_mailing(api, clock)
+    assert mailing["warnings"] == []
+    clock.advance(seconds=61)
+    assert await _worker_row(api, process.pid) is None
+    dead = await _worker_row(api, process.pid, all="true")
+    assert dead is not None
+    assert dead["alive"] is False
+    assert dead["stopped_at"] is None
+    warned = (await api.get(f"/api/v1/mailings/{mailing['id']}")).json()
+    assert warned["warnings"][0].startswith("no live worker: ")

@@ -36,6 +36,8 @@ from notiflow.messages.endpoints import router as messages_router
 from notiflow.sandbox.server import FaultConfig, Sandbox
 from notiflow.stats.endpoints import router as stats_router
 from notiflow.webhooks.endpoints import router as webhooks_router
+from notiflow.workers.endpoints import router as workers_router
+from notiflow.workers.watch import WorkerWatch
 
 log = logging.getLogger("notiflow")
 
@@ -82,6 +84,10 @@ TAGS = [
         "name": "webhooks",
         "description": "URLs told of mailing and message events, by signed POSTs that are "
         "retried until they succeed (or fail after NOTIFLOW_WEBHOOK_MAX_ATTEMPTS).",
+    },
+    {
+        "name": "workers",
+        "description": "The delivery engines alive, from the heartbeat each one writes.",
     },
     {"name": "tokens", "description": "Stored API tokens and their roles (admin)."},
     {"name": "audit", "description": "Who wrote what, when (admin)."},
@@ -261,6 +267,10 @@ def create_app(
     app.state.engine = None
     app.state.sandbox = None
     app.state.run_engine = run_engine
+    app.state.worker_watch = WorkerWatch(
+        clock=clock,
+        local_engine_running=lambda: app.state.engine is not None and app.state.engine.running,
+    )
     install_error_handlers(app)
     app.add_exception_handler(status.HTTP_413_CONTENT_TOO_LARGE, too_large_handler)
 
@@ -271,6 +281,7 @@ def create_app(
     api.include_router(messages_router)
     api.include_router(stats_router)
     api.include_router(webhooks_router)
+    api.include_router(workers_router)
     api.include_router(tokens_router)
     api.include_router(audit_router)
     app.include_router(api)

@@ -167,6 +167,14 @@ class Settings(BaseSettings):
     worker_name: str = Field(
         default="", max_length=40, description="Name of this worker in logs and leases."
     )
+    worker_heartbeat_seconds: float = Field(
+        default=5.0,
+        ge=0.1,
+        le=20,
+        description="Seconds between two heartbeats of an engine (its row in GET "
+        "/api/v1/workers); a worker is alive while its last beat is under a minute old, so at "
+        "most 20: three beats a minute at least.",
+    )
 
     # --- webhooks -----------------------------------------------------------------------------
     webhook_timeout_seconds: float = Field(

@@ -13,6 +13,7 @@ from notiflow.config import Settings
 from notiflow.core.clock import Clock
 from notiflow.db.session import transaction
 from notiflow.delivery.notify import Halt
+from notiflow.workers.watch import WorkerWatch
 
 
 def get_settings(request: Request) -> Settings:
@@ -31,6 +32,12 @@ def get_halt(request: Request) -> Halt:
     return halt
 
 
+def get_worker_watch(request: Request) -> WorkerWatch:
+    """Whether a worker is alive, for the warnings of the mailings shown."""
+    watch: WorkerWatch = request.app.state.worker_watch
+    return watch
+
+
 def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     """For work that outlives the request's transaction, e.g. a streamed answer."""
     factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
@@ -45,6 +52,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 HaltDep = Annotated[Halt, Depends(get_halt)]
+WorkerWatchDep = Annotated[WorkerWatch, Depends(get_worker_watch)]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 # scope="function": the transaction commits when the endpoint returns, before the answer is sent,
 # so a client never sees a 2xx for work that then failed to commit.

@@ -25,6 +25,7 @@ from notiflow.config import Settings
 from notiflow.core.clock import Clock, utcnow
 from notiflow.db.session import subscribe
 from notiflow.delivery.health import Loops, supervise
+from notiflow.delivery.heartbeat import EngineState, Heartbeat
 from notiflow.delivery.notify import listen, parse_halt
 from notiflow.delivery.provider import ProviderClient
 from notiflow.delivery.scheduler import Scheduler
@@ -101,6 +102,15 @@ class Engine:
             rng=rng,
             monotonic=monotonic,
         )
+        self.heartbeat = Heartbeat(
+            worker=self.worker,
+            sessionmaker=sessionmaker,
+            clock=clock,
+            monotonic=monotonic,
+            loops=self.loops,
+            seconds=settings.worker_heartbeat_seconds,
+            state=self._state,
+        )
         self._unsubscribe: list[Callable[[], None]] = []
 
     async def start(self) -> None:
@@ -134,12 +144,14 @@ class Engine:
                     loops=loops,
                 )
             )
+        self.heartbeat.start()  # until the other loops have finished their work
         try:
             async with self.provider:
                 await asyncio.gather(*parts)
         finally:
             for unsubscribe in self._unsubscribe:
                 unsubscribe()
+            await self.heartbeat.stop()  # marks this worker stopped
         log.info("engine stopped worker=%s sent=%s", self.worker, self.sender.sent)
 
     def _woken(self, payload: str = "") -> None:
@@ -172,6 +184,18 @@ class Engine:
         if not self.running:
             return ["the delivery engine is not running"]
         return self.loops.problems()
+
+    def _state(self) -> EngineState:
+        """What this engine's heartbeat row says of it."""
+        gate = self.sender.gate
+        return EngineState(
+            in_flight=self.sender.in_flight,
+            sent=self.sender.sent,
+            provider=gate.state,
+            provider_error=gate.auth_error or (gate.last_error if gate.state != "ok" else None),
+            error=self.loops.error(),
+            problems=self.loops.problems(),
+        )
 
     def health(self) -> dict[str, Any]:
         gate = self.sender.gate

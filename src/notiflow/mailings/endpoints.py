@@ -16,7 +16,14 @@ from notiflow.core.pagination import Page, PageDep
 from notiflow.core.types import BlankIsNone
 from notiflow.db.session import commit
 from notiflow.delivery.provider import ProviderClient
-from notiflow.deps import ClockDep, HaltDep, SessionDep, SessionmakerDep, SettingsDep
+from notiflow.deps import (
+    ClockDep,
+    HaltDep,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+    WorkerWatchDep,
+)
 from notiflow.mailings import service, test_sends
 from notiflow.mailings.schemas import (
     AudiencePreview,
@@ -37,6 +44,7 @@ from notiflow.messages.schemas import MessageRead
 from notiflow.models import Mailing, MailingStatus, MessageStatus
 from notiflow.stats import service as stats
 from notiflow.stats.schemas import MailingStatsRead, MessageCounts
+from notiflow.workers.watch import WorkerWatch
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])
 
@@ -48,7 +56,9 @@ def _notify(request: Request) -> service.Notify:
     return notify
 
 
-def _read(mailing: Mailing, counts: MessageCounts) -> MailingRead:
+def _read(
+    mailing: Mailing, counts: MessageCounts, warnings: list[str] | None = None
+) -> MailingRead:
     window = None
     if mailing.window_start is not None and mailing.window_end is not None:
         window = SendWindow(start=mailing.window_start, end=mailing.window_end)
@@ -64,12 +74,14 @@ def _read(mailing: Mailing, counts: MessageCounts) -> MailingRead:
         created_at=mailing.created_at,
         updated_at=mailing.updated_at,
         stats=counts,
+        warnings=warnings or [],
     )
 
 
-async def _read_one(session: AsyncSession, mailing: Mailing) -> MailingRead:
+async def _read_one(session: AsyncSession, mailing: Mailing, watch: WorkerWatch) -> MailingRead:
     counts = await stats.counts_for(session, [mailing.id])
-    return _read(mailing, counts[mailing.id])
+    warnings = await watch.warnings(session, [mailing])
+    return _read(mailing, counts[mailing.id], warnings.get(mailing.id))
 
 
 @router.post(
@@ -84,10 +96,14 @@ async def _read_one(session: AsyncSession, mailing: Mailing) -> MailingRead:
     responses=error_responses(401, 413, 415, 422),
 )
 async def create_mailing(
-    data: MailingCreate, request: Request, session: SessionDep, clock: ClockDep
+    data: MailingCreate,
+    request: Request,
+    session: SessionDep,
+    watch: WorkerWatchDep,
+    clock: ClockDep,
 ) -> MailingRead:
     mailing = await service.create(session, data=data, clock=clock, notify=_notify(request))
-    return await _read_one(session, mailing)
+    return await _read_one(session, mailing, watch)
 
 
 @router.post(
@@ -113,6 +129,7 @@ async def preview_audience(
 @router.get("", summary="List mailings, newest first", responses=error_responses(401, 422))
 async def list_mailings(
     session: SessionDep,
+    watch: WorkerWatchDep,
     page: PageDep,
     status: Annotated[
         MailingStatus | None, BlankIsNone, Query(description="Only this status.")
@@ -122,8 +139,9 @@ async def list_mailings(
         session, status=status, limit=page.limit, offset=page.offset
     )
     counts = await stats.counts_for(session, [m.id for m in mailings])
+    warnings = await watch.warnings(session, mailings)
     return Page[MailingRead](
-        items=[_read(m, counts[m.id]) for m in mailings],
+        items=[_read(m, counts[m.id], warnings.get(m.id)) for m in mailings],
         total=total,
         limit=page.limit,
         offset=page.offset,
@@ -131,8 +149,10 @@ async def list_mailings(
 
 
 @router.get("/{mailing_id}", summary="Get a mailing", responses=error_responses(401, 404, 422))
-async def get_mailing(mailing_id: MailingId, session: SessionDep) -> MailingRead:
-    return await _read_one(session, await service.get(session, mailing_id))
+async def get_mailing(
+    mailing_id: MailingId, session: SessionDep, watch: WorkerWatchDep
+) -> MailingRead:
+    return await _read_one(session, await service.get(session, mailing_id), watch)
 
 
 _EDIT_RULES = (
@@ -153,12 +173,13 @@ async def replace_mailing(
     data: MailingReplace,
     request: Request,
     session: SessionDep,
+    watch: WorkerWatchDep,
     clock: ClockDep,
 ) -> MailingRead:
     mailing = await service.replace(
         session, mailing_id, data=data, clock=clock, notify=_notify(request)
     )
-    return await _read_one(session, mailing)
+    return await _read_one(session, mailing, watch)
 
 
 @router.patch(
@@ -179,12 +200,13 @@ async def patch_mailing(
     data: MailingPatch,
     request: Request,
     session: SessionDep,
+    watch: WorkerWatchDep,
     clock: ClockDep,
 ) -> MailingRead:
     mailing = await service.patch(
         session, mailing_id, data=data, clock=clock, notify=_notify(request)
     )
-    return await _read_one(session, mailing)
+    return await _read_one(session, mailing, watch)
 
 
 @router.delete(
@@ -206,10 +228,14 @@ async def delete_mailing(
     responses=error_responses(401, 404, 409, 422),
 )
 async def start_mailing(
-    mailing_id: MailingId, request: Request, session: SessionDep, clock: ClockDep
+    mailing_id: MailingId,
+    request: Request,
+    session: SessionDep,
+    watch: WorkerWatchDep,
+    clock: ClockDep,
 ) -> MailingRead:
     mailing = await service.start(session, mailing_id, clock=clock, notify=_notify(request))
-    return await _read_one(session, mailing)
+    return await _read_one(session, mailing, watch)
 
 
 @router.post(
@@ -219,12 +245,17 @@ async def start_mailing(
     responses=error_responses(401, 404, 409, 422),
 )
 async def cancel_mailing(
-    mailing_id: MailingId, request: Request, session: SessionDep, clock: ClockDep, halt: HaltDep
+    mailing_id: MailingId,
+    request: Request,
+    session: SessionDep,
+    watch: WorkerWatchDep,
+    clock: ClockDep,
+    halt: HaltDep,
 ) -> MailingRead:
     mailing = await service.cancel(
         session, mailing_id, clock=clock, notify=_notify(request), halt=halt
     )
-    return await _read_one(session, mailing)
+    return await _read_one(session, mailing, watch)
 
 
 @router.get(
@@ -254,10 +285,14 @@ async def mailing_audience(
     responses=error_responses(401, 404, 409, 422),
 )
 async def pause_mailing(
-    mailing_id: MailingId, session: SessionDep, clock: ClockDep, halt: HaltDep
+    mailing_id: MailingId,
+    session: SessionDep,
+    watch: WorkerWatchDep,
+    clock: ClockDep,
+    halt: HaltDep,
 ) -> MailingRead:
     mailing = await service.pause(session, mailing_id, clock=clock, halt=halt)
-    return await _read_one(session, mailing)
+    return await _read_one(session, mailing, watch)
 
 
 @router.post(
@@ -270,10 +305,14 @@ async def pause_mailing(
     responses=error_responses(401, 404, 409, 422),
 )
 async def resume_mailing(
-    mailing_id: MailingId, request: Request, session: SessionDep, clock: ClockDep
+    mailing_id: MailingId,
+    request: Request,
+    session: SessionDep,
+    watch: WorkerWatchDep,
+    clock: ClockDep,
 ) -> MailingRead:
     mailing = await service.resume(session, mailing_id, clock=clock, notify=_notify(request))
-    return await _read_one(session, mailing)
+    return await _read_one(session, mailing, watch)
 
 
 @router.post(
@@ -291,6 +330,7 @@ async def retry_failed(
     mailing_id: MailingId,
     request: Request,
     session: SessionDep,
+    watch: WorkerWatchDep,
     clock: ClockDep,
     data: Annotated[RetryFailed | None, Body(examples=[{"include_expired": True}])] = None,
 ) -> RetryFailedRead:
@@ -303,7 +343,7 @@ async def retry_failed(
         clock=clock,
         notify=_notify(request),
     )
-    return RetryFailedRead(requeued=requeued, mailing=await _read_one(session, mailing))
+    return RetryFailedRead(requeued=requeued, mailing=await _read_one(session, mailing, watch))
 
 
 @router.post(

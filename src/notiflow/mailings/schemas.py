@@ -190,6 +190,7 @@ class MailingRead(BaseModel):
                     "created_at": "2026-11-22T10:00:00Z",
                     "updated_at": "2026-11-22T10:00:00Z",
                     "stats": MessageCounts().model_dump(),
+                    "warnings": [],
                 }
             ]
         }
@@ -209,6 +210,12 @@ class MailingRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     stats: MessageCounts
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What stands in the mailing's way; empty normally. `no live worker: …` "
+        "while it is running (or scheduled with its start_time passed) and no worker has "
+        "beaten in the last minute: nothing is sent until one runs (see GET /api/v1/workers).",
+    )
 
 
 class RetryFailed(BaseModel):
@@ -238,6 +245,7 @@ class RetryFailedRead(BaseModel):
                         "created_at": "2026-11-22T10:00:00Z",
                         "updated_at": "2026-11-22T10:00:00Z",
                         "stats": MessageCounts().model_dump(),
+                        "warnings": [],
                     },
                 }
             ]

@@ -9,6 +9,7 @@ from notiflow.models.message import FINAL_STATUSES, Message, MessageStatus
 from notiflow.models.test_send import TestSend
 from notiflow.models.webhook import Webhook
 from notiflow.models.webhook_delivery import DeliveryStatus, WebhookDelivery
+from notiflow.models.worker import Worker
 
 __all__ = [
     "FINAL_STATUSES",
@@ -26,4 +27,5 @@ __all__ = [
     "TestSend",
     "Webhook",
     "WebhookDelivery",
+    "Worker",
 ]

@@ -1,0 +1,1 @@
+"""The delivery engines that run, from the heartbeat row each one refreshes."""
