@@ -172,6 +172,7 @@ def scale_out(
                 **{k: v for k, v in os.environ.items() if not k.startswith("NOTIFLOW_")},
                 "NOTIFLOW_DATABASE_URL": url,
                 "NOTIFLOW_LOG_LEVEL": "WARNING",
+                "NOTIFLOW_WORKER_PORT": "0",  # several workers on one host
                 **provider_env(provider_url, send_concurrency=concurrency),
             }
             http.post(

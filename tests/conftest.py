@@ -197,6 +197,7 @@ async def start_engine(
             provider_token=token,
             signal=app.state.engine_signal,
             clock=clock,
+            metrics=app.state.metrics,
         )
         await engine.start()
         app.state.engine = engine

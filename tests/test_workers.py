@@ -45,6 +45,7 @@ class Workers:
                 "NOTIFLOW_SEND_CONCURRENCY": str(CONCURRENCY),
                 "NOTIFLOW_SEND_LEASE_SECONDS": "2",
                 "NOTIFLOW_LOG_LEVEL": "INFO",
+                "NOTIFLOW_WORKER_PORT": "0",  # several workers on one host
             }
         )
         self.tmp = tmp

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, status
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, FastAPI, status
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
@@ -31,8 +28,12 @@ from notiflow.core.routes import API_PREFIX, RouteIndex
 from notiflow.db.engine import create_engine, create_sessionmaker
 from notiflow.delivery.engine import Engine
 from notiflow.delivery.signal import EngineSignal
+from notiflow.health.endpoints import router as health_router
 from notiflow.mailings.endpoints import router as mailings_router
 from notiflow.messages.endpoints import router as messages_router
+from notiflow.metrics import Metrics, bind
+from notiflow.metrics.endpoints import router as metrics_router
+from notiflow.metrics.http import HttpMetricsMiddleware
 from notiflow.sandbox.server import FaultConfig, Sandbox
 from notiflow.stats.endpoints import router as stats_router
 from notiflow.webhooks.endpoints import router as webhooks_router
@@ -95,88 +96,6 @@ TAGS = [
 ]
 
 
-class EngineHealth(BaseModel):
-    running: bool = Field(description="Whether the delivery engine runs in this process.")
-    worker: str | None = Field(default=None, description="This engine's name in leases and logs.")
-    provider: str = Field(
-        description="`ok`, `unauthorized` (401/403: sending paused), `circuit_open`, "
-        "`circuit_half_open`, or `not_here` when this process runs no engine."
-    )
-    provider_error: str | None = Field(default=None, description="The provider's last problem.")
-    error: str | None = Field(
-        default=None, description="Why a loop of the engine failed, while it keeps failing."
-    )
-    problems: list[str] = Field(
-        default_factory=list,
-        description="Why the engine is not doing its work: stopped, or a loop that has completed "
-        "no round for `NOTIFLOW_ENGINE_STALL_SECONDS` (blocked, or failing at every try).",
-    )
-    in_flight: int = Field(default=0, description="Requests to the provider in flight.")
-    sent: int = Field(default=0, description="Messages this engine has sent since it started.")
-
-
-class Health(BaseModel):
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "status": "ok",
-                    "reason": None,
-                    "version": __version__,
-                    "database": "ok",
-                    "engine": {
-                        "running": True,
-                        "worker": "host-4242-1a2b3c",
-                        "provider": "ok",
-                        "provider_error": None,
-                        "error": None,
-                        "problems": [],
-                        "in_flight": 12,
-                        "sent": 1000,
-                    },
-                }
-            ]
-        }
-    }
-
-    status: str = Field(
-        description="`ok`; `degraded` when the provider is failing or refusing the token (the "
-        "answer is still 200); `failing` when the database is unreachable or the engine of this "
-        "process is dead or stalled (the answer is 503).",
-        examples=["ok"],
-    )
-    reason: str | None = Field(default=None, description="Why the status is not `ok`.")
-    version: str = Field(examples=[__version__])
-    database: str = Field(description="`ok` or the error.", examples=["ok"])
-    engine: EngineHealth
-
-
-HEALTH_DB_TIMEOUT = 5.0  # the health check answers within this even if the database hangs
-
-
-async def _database_health(request: Request) -> str:
-    engine: AsyncEngine = request.app.state.db_engine
-
-    async def probe() -> None:
-        async with engine.connect() as connection:
-            # Straight to the driver, outside any transaction: on SQLite every transaction
-            # takes the write lock first, and the check must not wait for another writer.
-            raw = await connection.get_raw_connection()
-            driver: Any = raw.driver_connection
-            if engine.dialect.name == "sqlite":
-                await (await driver.execute("SELECT 1")).close()
-            else:
-                await driver.fetchval("SELECT 1")
-
-    try:
-        await asyncio.wait_for(probe(), HEALTH_DB_TIMEOUT)
-    except TimeoutError:
-        return f"error: no answer within {HEALTH_DB_TIMEOUT:.0f} s"
-    except Exception as exc:  # the health check reports any failure instead of raising
-        return f"error: {type(exc).__name__}"
-    return "ok"
-
-
 async def _start_delivery(app: FastAPI, settings: Settings, clock: Clock) -> Sandbox | None:
     """Start the delivery engine in this process; with no provider configured, the sandbox."""
     url, token, sandbox = settings.provider_url, settings.provider_token, None
@@ -197,6 +116,7 @@ async def _start_delivery(app: FastAPI, settings: Settings, clock: Clock) -> San
         provider_token=token,
         signal=app.state.engine_signal,
         clock=clock,
+        metrics=app.state.metrics,
     )
     await delivery.start()
     app.state.engine = delivery
@@ -213,10 +133,17 @@ def api_dependencies() -> list[Any]:
 
 class _App(FastAPI):
     """FastAPI with :class:`TooLargeAsJson` around its whole middleware stack, outside the body
-    limiter, whose own plain-text 413 (a Content-Length over the limit) it gives our error shape."""
+    limiter, whose own plain-text 413 (a Content-Length over the limit) it gives our error shape;
+    and the request metrics around everything, so that they count that 413 too."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return TooLargeAsJson(super().build_middleware_stack())
+        metrics: Metrics = self.state.metrics
+        return HttpMetricsMiddleware(
+            TooLargeAsJson(super().build_middleware_stack()),
+            metrics=metrics.http(),
+            index=lambda: self.state.route_index,
+            routes=self.routes,
+        )
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
@@ -263,6 +190,11 @@ def create_app(
     app.state.clock = clock
     app.state.db_engine = db_engine
     app.state.sessionmaker = create_sessionmaker(db_engine)
+    # This process's metrics (docs/metrics.md); outcomes written through its sessions count there.
+    app.state.metrics = metrics = Metrics()
+    bind(app.state.sessionmaker, metrics)
+    metrics.http()
+    metrics.database(app.state.sessionmaker)
     app.state.engine_signal = EngineSignal()
     app.state.engine = None
     app.state.sandbox = None
@@ -285,40 +217,8 @@ def create_app(
     api.include_router(tokens_router)
     api.include_router(audit_router)
     app.include_router(api)
+    app.include_router(health_router)
+    app.include_router(metrics_router)
     app.state.route_index = RouteIndex(app.routes)
-
-    @app.get(
-        "/health",
-        response_model=Health,
-        tags=["service"],
-        summary="Health check (no token needed)",
-        responses={
-            503: {
-                "model": Health,
-                "description": "The database is unreachable, or this process's engine is dead "
-                "or stalled.",
-            }
-        },
-    )
-    async def health(request: Request) -> Any:
-        database = await _database_health(request)
-        delivery: Engine | None = request.app.state.engine
-        if delivery is not None:
-            engine = EngineHealth(**delivery.health())
-        else:
-            engine = EngineHealth(running=False, provider="not_here")
-        status, reason = "ok", None
-        if database != "ok":
-            status, reason = "failing", f"the database is unreachable ({database})"
-        elif engine.problems or (request.app.state.run_engine and delivery is None):
-            status = "failing"
-            reason = "; ".join(engine.problems) or "the delivery engine has not started"
-        elif engine.provider not in ("ok", "not_here"):
-            status = "degraded"
-            reason = f"the provider: {engine.provider} ({engine.provider_error})"
-        body = Health(
-            status=status, reason=reason, version=__version__, database=database, engine=engine
-        )
-        return JSONResponse(body.model_dump(), status_code=503 if status == "failing" else 200)
 
     return app

@@ -139,6 +139,7 @@ def _banner(settings: Settings, host: str, port: int, token: str | None, *, engi
         f"  API:      {base}/api/v1",
         f"  Docs:     {base}/docs",
         f"  Health:   {base}/health",
+        f"  Metrics:  {base}/metrics",
     ]
     if engine:
         provider = settings.provider_url or "the built-in sandbox (NOTIFLOW_PROVIDER_URL is unset)"
@@ -205,6 +206,8 @@ def worker() -> None:
     message is sent twice only if the answer to its request was lost (a timeout, a broken
     connection, a worker killed before it stored the answer): see the README's guarantees.
     SIGTERM or Ctrl-C stops it gracefully: requests in flight finish or are given back.
+    It serves /metrics, /health, /health/live and /health/ready on NOTIFLOW_WORKER_HOST and
+    NOTIFLOW_WORKER_PORT (0.0.0.0:9100; port 0: none).
     """
     import signal
 
@@ -213,13 +216,27 @@ def worker() -> None:
     from notiflow.db.engine import create_engine, create_sessionmaker
     from notiflow.db.migrate import upgrade
     from notiflow.delivery.engine import Engine
+    from notiflow.metrics import Metrics, bind
     from notiflow.sandbox.server import FaultConfig, Sandbox
+    from notiflow.worker_http import WorkerEndpoint, WorkerPortError
 
     settings = _database_settings()
     upgrade(settings.database_url)
 
     async def run() -> None:
         db = create_engine(settings)
+        sessionmaker = create_sessionmaker(db)
+        metrics = Metrics()  # this process's; served on NOTIFLOW_WORKER_PORT
+        bind(sessionmaker, metrics)
+        endpoint = None
+        if settings.worker_port:
+            endpoint = WorkerEndpoint(settings=settings, metrics=metrics, db_engine=db)
+            try:
+                await endpoint.start()
+            except WorkerPortError as exc:
+                await db.dispose()
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(code=2) from None
         sandbox = None
         url, token = settings.provider_url, settings.provider_token
         if url is None:
@@ -231,10 +248,13 @@ def worker() -> None:
             )
         delivery = Engine(
             settings=settings,
-            sessionmaker=create_sessionmaker(db),
+            sessionmaker=sessionmaker,
             provider_url=url,
             provider_token=token,
+            metrics=metrics,
         )
+        if endpoint is not None:
+            endpoint.engine = delivery
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -248,6 +268,8 @@ def worker() -> None:
         waiter.cancel()
         if sandbox is not None:
             await sandbox.stop()
+        if endpoint is not None:
+            await endpoint.stop()
         await db.dispose()
 
     tune_garbage_collector()

@@ -176,6 +176,26 @@ class Settings(BaseSettings):
         "most 20: three beats a minute at least.",
     )
 
+    # --- metrics and health -------------------------------------------------------------------
+    metrics_token: str = Field(
+        default="",
+        description="Bearer token that GET /metrics (of the API and of each worker) requires; "
+        "empty: /metrics needs no token.",
+    )
+    worker_port: int = Field(
+        default=9100,
+        ge=0,
+        le=65535,
+        description="Port on which each `notiflow worker` serves /metrics, /health, /health/live "
+        "and /health/ready; 0: none.",
+    )
+    worker_host: str = Field(
+        default="0.0.0.0",
+        min_length=1,
+        description="Address the worker's port listens on (0.0.0.0: every interface, so that "
+        "Prometheus and an orchestrator reach it in a container).",
+    )
+
     # --- webhooks -----------------------------------------------------------------------------
     webhook_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="Seconds one webhook delivery attempt may take."

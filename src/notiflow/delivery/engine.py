@@ -17,7 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,9 +31,13 @@ from notiflow.delivery.provider import ProviderClient
 from notiflow.delivery.scheduler import Scheduler
 from notiflow.delivery.sender import Sender
 from notiflow.delivery.signal import EngineSignal
+from notiflow.metrics.engine import EngineMetrics
 from notiflow.webhooks import events as webhook_events
 from notiflow.webhooks.dispatcher import Dispatcher
 from notiflow.webhooks.subscriptions import Subscriptions
+
+if TYPE_CHECKING:
+    from notiflow.metrics import Metrics
 
 log = logging.getLogger("notiflow.engine")
 
@@ -55,8 +59,17 @@ class Engine:
         clock: Clock = utcnow,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        # What this engine counts goes to its process's metrics (none given: to metrics of its
+        # own that nobody reads).
+        timeout = settings.provider_timeout
+        self.metrics = (
+            metrics.engine(provider_timeout=timeout)
+            if metrics is not None
+            else EngineMetrics.detached(provider_timeout=timeout)
+        )
         self.signal = signal or EngineSignal()
         self.worker = worker_name(settings)
         self._sessionmaker = sessionmaker
@@ -90,6 +103,7 @@ class Engine:
             rng=rng,
             monotonic=monotonic,
             message_events=self.subscriptions.message_events,
+            metrics=self.metrics,
         )
         self.signal.on_halt(self.sender.halt)
         self.webhooks = Dispatcher(
@@ -112,6 +126,7 @@ class Engine:
             state=self._state,
         )
         self._unsubscribe: list[Callable[[], None]] = []
+        self.metrics.watch(self)
 
     async def start(self) -> None:
         # Commits in this process that queue webhook deliveries or change webhooks wake the

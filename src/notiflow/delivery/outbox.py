@@ -25,6 +25,7 @@ from notiflow.db.session import Lane
 from notiflow.delivery.health import Loops, describe, is_outage
 from notiflow.delivery.queue import outcomes
 from notiflow.delivery.records import Done
+from notiflow.metrics.engine import EngineMetrics
 from notiflow.models import MessageStatus
 
 log = logging.getLogger("notiflow.engine")
@@ -43,6 +44,7 @@ class Outbox:
         loops: Loops,
         monotonic: Callable[[], float] = time.monotonic,
         message_events: Callable[[], Collection[str]] = frozenset,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self._lane = Lane(sessionmaker)
         self._worker = worker
@@ -63,6 +65,8 @@ class Outbox:
         # that two of its own transactions never wait for each other's row locks.
         self.lock = asyncio.Lock()
         self.sent = 0  # sent outcomes committed
+        # How long write-backs take; the outcomes they store are counted by the write-back.
+        self._timer = (metrics or EngineMetrics.detached(provider_timeout=1.0)).writeback_seconds
         loops.register("writer", period=FLUSH_SECONDS)
 
     def __len__(self) -> int:
@@ -97,6 +101,7 @@ class Outbox:
                     self._room.set()
 
     async def _write(self, chunk: list[Done]) -> None:
+        began = time.perf_counter()
         async with self._lane.unit() as session:
             await outcomes.write_back(
                 session,
@@ -105,6 +110,7 @@ class Outbox:
                 now=self._clock(),
                 events=self._message_events(),
             )
+        self._timer.observe(time.perf_counter() - began)
 
     async def run(self) -> None:
         """The writer: store outcomes in batches, concurrently with claiming and sending, until

@@ -40,6 +40,7 @@ from notiflow.delivery.records import ActiveMailing, Claimed, Done
 from notiflow.delivery.signal import HaltKind
 from notiflow.delivery.watch import FailureWatch
 from notiflow.mailings.service import pause_by_engine
+from notiflow.metrics.engine import EngineMetrics
 
 log = logging.getLogger("notiflow.engine")
 
@@ -64,8 +65,12 @@ class Sender:
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         message_events: Callable[[], Collection[str]] = frozenset,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or EngineMetrics.detached(
+            provider_timeout=settings.provider_timeout
+        )
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._monotonic = monotonic
@@ -99,6 +104,7 @@ class Sender:
             loops=loops,
             monotonic=monotonic,
             message_events=message_events,
+            metrics=self._metrics,
         )
         self._claims = Lane(sessionmaker)  # the claims run one after another on it
         self._limiter = RateLimiter(settings.send_rate) if settings.send_rate > 0 else None
@@ -202,7 +208,9 @@ class Sender:
         assert claimed.phone is not None  # before_send settled messages of deleted clients
         # As it was when the request left: a pause meanwhile must not turn a retry into expiry.
         mailing = self._mailings.get(mailing_id)
+        began = time.perf_counter()
         outcome = await self._provider.send(claimed.id, claimed.phone, text, seconds=seconds)
+        self._metrics.answered(outcome, time.perf_counter() - began)
         if self._debug:
             log.debug(
                 "send mailing_id=%s message_id=%s client_id=%s verdict=%s error=%s",
@@ -434,6 +442,7 @@ class Sender:
             want = min(share, limit - claimed_total)
             if want <= 0:
                 break
+            started = time.perf_counter()
             async with self._claims.unit() as session:
                 timing, items = await claims.claim(
                     session,
@@ -443,6 +452,7 @@ class Sender:
                     lease_until=lease,
                     limit=want,
                 )
+            self._metrics.claim_seconds.observe(time.perf_counter() - started)
             claimed_total += len(items)
             mailing = self._mailings.get(mailing_id)
             if mailing is not None and timing is not None:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow import counters
 from notiflow.db.locks import lock_in_id_order
+from notiflow.metrics import count_outcome
 from notiflow.models import Client, Message, MessageStatus
 
 UNSENT = (MessageStatus.pending.value, MessageStatus.sending.value)
@@ -182,7 +183,9 @@ async def cancel_unsent_of_mailing(
         if changed:
             delta.move(old, MessageStatus.cancelled.value, changed)
     await counters.apply(session, mailing_id, delta)
-    return sum(-change for status, change in delta.statuses.items() if status in UNSENT)
+    cancelled = sum(-change for status, change in delta.statuses.items() if status in UNSENT)
+    count_outcome(session, "cancelled", cancelled)
+    return cancelled
 
 
 async def cancel_unsent_of_client(
@@ -203,7 +206,9 @@ async def cancel_unsent_of_client(
             deltas[mailing_id].move(old, MessageStatus.cancelled.value)
     for mailing_id, delta in sorted(deltas.items()):
         await counters.apply(session, mailing_id, delta)
-    return sum(d.statuses.get(MessageStatus.cancelled.value, 0) for d in deltas.values())
+    cancelled = sum(d.statuses.get(MessageStatus.cancelled.value, 0) for d in deltas.values())
+    count_outcome(session, "cancelled", cancelled)
+    return cancelled
 
 
 async def requeue(

@@ -53,7 +53,7 @@ PING = "ping"  # sent on demand to one webhook (POST /webhooks/{id}/ping); not s
 QUEUED = "webhooks.queued"
 CHANGED = "webhooks.changed"
 
-_WRITE_BACK_RESULT = "SELECT count(*) FROM stored"
+_WRITE_BACK_RESULT = "SELECT status, attempted, count(*) FROM stored"
 
 
 def with_message_events(write_back: TextClause) -> TextClause:

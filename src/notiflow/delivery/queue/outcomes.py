@@ -9,7 +9,7 @@ recorded so.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,10 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notiflow import counters
 from notiflow.db.types import UTCDateTime
 from notiflow.delivery.records import Done
+from notiflow.metrics import count_outcome
+from notiflow.metrics.core import Outcome
 from notiflow.models import Message, MessageStatus
 from notiflow.webhooks import events as webhook_events
 
 SENDING = MessageStatus.sending.value
+PENDING = MessageStatus.pending.value
+_OUTCOMES: dict[str, Outcome] = {
+    "sent": "sent",
+    "failed": "failed",
+    "expired": "expired",
+    "cancelled": "cancelled",
+}
 
 
 # PostgreSQL: a whole write-back in one statement, run on its own (autocommit): the messages of
@@ -121,7 +130,7 @@ _PG_WRITE_BACK = text(
             sent = mailing_timeline.sent + excluded.sent,
             failed = mailing_timeline.failed + excluded.failed
     )
-    SELECT count(*) FROM stored
+    SELECT status, attempted, count(*) FROM stored GROUP BY status, attempted
     """
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 # The same, queueing the webhook message events of the stored outcomes too: used only while some
@@ -223,7 +232,11 @@ async def write_back(
         )
         if events:
             webhook_events.queued(session)
-        return int(result.scalar_one())
+        counted: Counter[tuple[str, bool]] = Counter()
+        for status, attempted, count in result:
+            counted[status, bool(attempted)] += int(count)
+        _count(session, counted)
+        return sum(counted.values())
     stored: set[int] = set()
     for start in range(0, len(unique), _SQLITE_CHUNK):
         chunk = unique[start : start + _SQLITE_CHUNK]
@@ -246,6 +259,7 @@ async def write_back(
         stored.update(result.scalars())
     late_sent = await _record_late_sends(session, worker, unique, stored, now)
     deltas: dict[int, counters.CounterDelta] = defaultdict(counters.CounterDelta)
+    tally: Counter[tuple[str, bool]] = Counter()
     for r in unique:
         if r.id in late_sent:
             old = MessageStatus.cancelled.value
@@ -253,6 +267,7 @@ async def write_back(
             old = SENDING
         else:
             continue
+        tally[r.status.value, r.attempted] += 1
         delta = deltas[r.mailing_id]
         delta.move(old, r.status.value)
         attempted, retried, kind, minute, sent_n, failed_n = _contribution(r, now)
@@ -268,7 +283,19 @@ async def write_back(
         await counters.apply(session, mailing_id, deltas[mailing_id])
     if events:
         await webhook_events.emit_messages(session, ids=sorted(stored | late_sent), now=now)
+    _count(session, tally)
     return len(stored) + len(late_sent)
+
+
+def _count(session: AsyncSession, tally: Counter[tuple[str, bool]]) -> None:
+    """Count the stored outcomes in the metrics once they commit: a pending message that was
+    attempted was retried; one that was not (given back unsent) reached no outcome."""
+    for (status, attempted), count in tally.items():
+        if status == PENDING:
+            if attempted:
+                count_outcome(session, "retried", count)
+        elif status in _OUTCOMES:
+            count_outcome(session, _OUTCOMES[status], count)
 
 
 async def _record_late_sends(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notiflow import counters
 from notiflow.clients.repository import audience_condition
 from notiflow.db.types import UTCDateTime
+from notiflow.metrics import count_outcome
 from notiflow.models import Client, Mailing, MailingStats, MailingStatus, Message, MessageStatus
 from notiflow.webhooks import events as webhook_events
 
@@ -154,6 +155,7 @@ async def expire_ended(session: AsyncSession, now: datetime) -> int:
             delta.move(PENDING, MessageStatus.expired.value, changed)
             await counters.apply(session, mailing_id, delta)
             total += changed
+    count_outcome(session, "expired", total)
     return total
 
 
