@@ -75,6 +75,11 @@ async def test_api_requests_are_counted_by_route_template(api: httpx.AsyncClient
     assert (await api.post("/health")).status_code == 405
     assert (await api.request("BREW", "/health")).status_code == 405
     assert (await api.get("/docs")).status_code == 200
+    too_large = b"x" * (2 * 1024 * 1024)  # answered by the body limiter, outside the routes
+    headers = {"Content-Type": "application/json"}
+    assert (
+        await api.post("/api/v1/clients", content=too_large, headers=headers)
+    ).status_code == 413
     samples = await scrape(api)
     requests = "notiflow_http_requests_total"
     route = "/api/v1/mailings/{mailing_id}"
@@ -84,6 +89,7 @@ async def test_api_requests_are_counted_by_route_template(api: httpx.AsyncClient
     assert value(samples, requests, method="POST", route="/health", status="405") == 1
     assert value(samples, requests, method="other", route="/health", status="405") == 1
     assert value(samples, requests, method="GET", route="/docs", status="200") == 1
+    assert value(samples, requests, method="POST", route="/api/v1/clients", status="413") == 1
     duration = "notiflow_http_request_duration_seconds_count"
     assert value(samples, duration, method="GET", route=route) == 2
     # Ids never become label values.
