@@ -78,8 +78,8 @@ class Readiness(BaseModel):
                     "status": "ok",
                     "reason": None,
                     "database": "ok",
-                    "revision": "0004",
-                    "head": "0004",
+                    "revision": "0005",
+                    "head": "0005",
                 }
             ]
         }
