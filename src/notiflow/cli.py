@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Manage API tokens stored in the database.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+report_app = typer.Typer(help="The daily statistics e-mail.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 log = logging.getLogger("notiflow")
 T = TypeVar("T")
@@ -389,6 +391,115 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="Id from `token li
         typer.echo(f"no token with id {token_id}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"token {token_id} revoked")
+
+
+@report_app.command("send")
+def report_send(
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            metavar="YYYY-MM-DD",
+            help="The day, in NOTIFLOW_REPORT_TIMEZONE; default: yesterday.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the report (its text part); send nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send it even if it was sent already.")
+    ] = False,
+) -> None:
+    """Send the daily report of one day now, to NOTIFLOW_REPORT_TO, or print it.
+
+    The engines of `serve` and `worker` send it by themselves every day at NOTIFLOW_REPORT_TIME;
+    this sends it by hand (a day that was skipped, or again with --force). A report sent here
+    counts as that day's: the engines do not send it again.
+    """
+    import os
+    import socket
+    from datetime import date
+
+    from notiflow.core.clock import utcnow
+    from notiflow.db.engine import create_engine, create_sessionmaker
+    from notiflow.db.migrate import upgrade
+    from notiflow.reports import render
+    from notiflow.reports.sender import Outcome, ReportSender, Result
+
+    settings = _database_settings()
+    if not dry_run and not settings.report_to:
+        typer.echo(
+            "NOTIFLOW_REPORT_TO is not set: nobody to send the report to (--dry-run prints it)",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    upgrade(settings.database_url)
+
+    async def run(sender: ReportSender, when: date) -> tuple[str, Result | None]:
+        if dry_run:
+            report = await sender.compose(when)
+            text = render.text(report, sender.schedule.tz)
+            return f"Subject: {render.subject(report)}\n\n{text}", None
+        return "", await sender.send(when, by_hand=True, force=force)
+
+    async def main(when: date | None) -> tuple[date, str, Result | None]:
+        db = create_engine(settings)
+        try:
+            sender = ReportSender(
+                settings=settings,
+                sessionmaker=create_sessionmaker(db),
+                clock=utcnow,
+                worker=f"cli-{socket.gethostname()[:20]}-{os.getpid()}",
+            )
+            today = utcnow().astimezone(sender.schedule.tz).date()
+            when = when or sender.schedule.yesterday(utcnow())
+            if when >= today and not dry_run:
+                raise typer.BadParameter(
+                    f"{when} has not ended yet in {settings.report_timezone} "
+                    "(--dry-run prints the report so far)",
+                    param_hint="--date",
+                )
+            return (when, *await run(sender, when))
+        finally:
+            await db.dispose()
+
+    try:
+        wanted = date.fromisoformat(day) if day is not None else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--date"
+        ) from None
+    when, text, result = asyncio.run(main(wanted))
+    if result is None:
+        typer.echo(text, nl=False)
+        return
+    if result.outcome is Outcome.sent:
+        typer.echo(
+            f"the report for {when} was sent to {', '.join(settings.report_to)} "
+            f"(Message-ID {result.message_id})"
+        )
+        for address, why in (result.refused or {}).items():
+            typer.echo(f"  but refused for {address}: {why}", err=True)
+        return
+    if result.outcome is Outcome.failed:
+        typer.echo(f"the report for {when} was not sent: {result.error}", err=True)
+        raise typer.Exit(code=1)
+    row = result.row
+    assert row is not None
+    if row.status == "sent":
+        typer.echo(
+            f"the report for {when} was already sent at {row.sent_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"(by {row.claimed_by}); --force sends it again",
+            err=True,
+        )
+    else:
+        typer.echo(
+            f"the report for {when} is being sent now by {row.claimed_by} (since "
+            f"{row.claimed_at:%H:%M:%S} UTC); --force sends it anyway",
+            err=True,
+        )
+    raise typer.Exit(code=1)
 
 
 @app.command()

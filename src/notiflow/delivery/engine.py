@@ -30,6 +30,8 @@ from notiflow.delivery.provider import ProviderClient
 from notiflow.delivery.scheduler import Scheduler
 from notiflow.delivery.sender import Sender
 from notiflow.delivery.signal import EngineSignal
+from notiflow.reports.loop import Reporter
+from notiflow.reports.sender import ReportSender
 from notiflow.webhooks import events as webhook_events
 from notiflow.webhooks.dispatcher import Dispatcher
 from notiflow.webhooks.subscriptions import Subscriptions
@@ -101,6 +103,16 @@ class Engine:
             rng=rng,
             monotonic=monotonic,
         )
+        # The daily report (off, and not even a loop, without NOTIFLOW_REPORT_TO).
+        self.reporter: Reporter | None = None
+        if settings.report_to:
+            self.reporter = Reporter(
+                sender=ReportSender(
+                    settings=settings, sessionmaker=sessionmaker, clock=clock, worker=self.worker
+                ),
+                clock=clock,
+                loops=self.loops,
+            )
         self._unsubscribe: list[Callable[[], None]] = []
 
     async def start(self) -> None:
@@ -125,6 +137,9 @@ class Engine:
             supervise("sender", lambda: self.sender.run(stop), stop=stop, loops=loops),
             supervise("webhooks", lambda: self.webhooks.run(stop), stop=stop, loops=loops),
         ]
+        reporter = self.reporter
+        if reporter is not None:
+            parts.append(supervise("report", lambda: reporter.run(stop), stop=stop, loops=loops))
         if not self.settings.is_sqlite:  # LISTEN/NOTIFY wakes workers across processes
             parts.append(
                 supervise(
