@@ -42,8 +42,11 @@ class Inbox:
     refuse: int = 0
     refusal: str = "451 4.3.0 Mailbox busy, try again later"
     refused: int = 0
+    delay: float = 0.0  # seconds before each answer to DATA: a slow server
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.refuse:
             self.refuse -= 1
             self.refused += 1

@@ -491,6 +491,32 @@ async def test_a_report_too_late_is_skipped_with_a_warning(
         assert len(smtp.inbox.messages) == 2
 
 
+async def test_a_report_still_failing_when_too_late_is_skipped(
+    app: Any, settings: Settings, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="notiflow.report")
+    async with smtp_server(Inbox(refuse=100)) as smtp:
+        sender = report_sender(app, settings, clock, smtp.port)
+        sender.backoff = Backoff(base=timedelta(minutes=30))
+        reporter = Reporter(sender=sender, clock=clock, loops=_loops())
+        clock.now = DUE + timedelta(hours=5, minutes=50)
+        await reporter.step()
+        row = await report_row(app)
+        assert row is not None
+        assert (row.status, row.attempts) == ("retrying", 1)
+        assert row.next_attempt_at == DUE + timedelta(hours=6, minutes=20)
+        clock.now = DUE + timedelta(hours=6, minutes=1)  # too late, before its next attempt
+        await reporter.step()
+        row = await report_row(app)
+        assert row is not None
+        assert (row.status, row.skipped_at) == ("skipped", clock.now)
+        assert row.last_error == "SMTP 451: 4.3.0 Mailbox busy, try again later"
+        clock.now = DUE + timedelta(hours=6, minutes=30)
+        await reporter.step()
+        assert smtp.inbox.refused == 1
+    assert "daily report skipped report_date=2026-12-05" in caplog.text
+
+
 async def test_within_max_late_it_is_sent_and_before_due_it_waits(
     app: Any, settings: Settings, clock: FakeClock
 ) -> None:

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # Errors name the setting and what is wrong, never the value: URLs carry passwords.
+        hide_input_in_errors=True,
     )
 
     database_url: str = Field(

@@ -1,5 +1,5 @@
-"""The delivery engine of one process: scheduler + sender + webhook dispatcher (+ LISTEN on
-PostgreSQL).
+"""The delivery engine of one process: scheduler + sender + webhook dispatcher (+ the daily
+report when configured, + LISTEN on PostgreSQL).
 
 ``notiflow serve`` runs it beside the API; ``notiflow worker`` runs it alone. Any number of
 engines may share one PostgreSQL database. Each of its loops survives any error of its own (with

@@ -290,9 +290,17 @@ async def skip(
     )
     if inserted is not None:
         return True
+    # Waiting for its next attempt (due or not), or its claimer dead: not being sent now.
+    not_under_way = or_(
+        DailyReport.status == ReportStatus.retrying.value,
+        and_(
+            DailyReport.status == ReportStatus.sending.value,
+            DailyReport.claimed_at < stale_before,
+        ),
+    )
     result = await session.execute(
         update(DailyReport)
-        .where(DailyReport.report_date == day, _claimable(now, stale_before))
+        .where(DailyReport.report_date == day, not_under_way)
         .values(
             status=ReportStatus.skipped.value,
             claimed_by=worker,
