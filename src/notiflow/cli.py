@@ -417,16 +417,17 @@ def report_send(
     this sends it by hand (a day that was skipped, or again with --force). A report sent here
     counts as that day's: the engines do not send it again.
     """
-    import os
-    import socket
     from datetime import date
 
-    from notiflow.core.clock import utcnow
-    from notiflow.db.engine import create_engine, create_sessionmaker
     from notiflow.db.migrate import upgrade
-    from notiflow.reports import render
-    from notiflow.reports.sender import Outcome, ReportSender, Result
+    from notiflow.reports import by_hand
 
+    try:
+        wanted = date.fromisoformat(day) if day is not None else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--date"
+        ) from None
     settings = _database_settings()
     if not dry_run and not settings.report_to:
         typer.echo(
@@ -435,71 +436,10 @@ def report_send(
         )
         raise typer.Exit(code=2)
     upgrade(settings.database_url)
-
-    async def run(sender: ReportSender, when: date) -> tuple[str, Result | None]:
-        if dry_run:
-            report = await sender.compose(when)
-            text = render.text(report, sender.schedule.tz)
-            return f"Subject: {render.subject(report)}\n\n{text}", None
-        return "", await sender.send(when, by_hand=True, force=force)
-
-    async def main(when: date | None) -> tuple[date, str, Result | None]:
-        db = create_engine(settings)
-        try:
-            sender = ReportSender(
-                settings=settings,
-                sessionmaker=create_sessionmaker(db),
-                clock=utcnow,
-                worker=f"cli-{socket.gethostname()[:20]}-{os.getpid()}",
-            )
-            today = utcnow().astimezone(sender.schedule.tz).date()
-            when = when or sender.schedule.yesterday(utcnow())
-            if when >= today and not dry_run:
-                raise typer.BadParameter(
-                    f"{when} has not ended yet in {settings.report_timezone} "
-                    "(--dry-run prints the report so far)",
-                    param_hint="--date",
-                )
-            return (when, *await run(sender, when))
-        finally:
-            await db.dispose()
-
-    try:
-        wanted = date.fromisoformat(day) if day is not None else None
-    except ValueError:
-        raise typer.BadParameter(
-            f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--date"
-        ) from None
-    when, text, result = asyncio.run(main(wanted))
-    if result is None:
-        typer.echo(text, nl=False)
-        return
-    if result.outcome is Outcome.sent:
-        typer.echo(
-            f"the report for {when} was sent to {', '.join(settings.report_to)} "
-            f"(Message-ID {result.message_id})"
-        )
-        for address, why in (result.refused or {}).items():
-            typer.echo(f"  but refused for {address}: {why}", err=True)
-        return
-    if result.outcome is Outcome.failed:
-        typer.echo(f"the report for {when} was not sent: {result.error}", err=True)
-        raise typer.Exit(code=1)
-    row = result.row
-    assert row is not None
-    if row.status == "sent":
-        typer.echo(
-            f"the report for {when} was already sent at {row.sent_at:%Y-%m-%d %H:%M:%S} UTC "
-            f"(by {row.claimed_by}); --force sends it again",
-            err=True,
-        )
-    else:
-        typer.echo(
-            f"the report for {when} is being sent now by {row.claimed_by} (since "
-            f"{row.claimed_at:%H:%M:%S} UTC); --force sends it anyway",
-            err=True,
-        )
-    raise typer.Exit(code=1)
+    answer = asyncio.run(by_hand.send(settings, day=wanted, dry_run=dry_run, force=force))
+    typer.echo(answer.out, nl=False)
+    typer.echo(answer.err, nl=False, err=True)
+    raise typer.Exit(code=answer.code)
 
 
 @app.command()
