@@ -298,7 +298,7 @@ async def test_three_engines_racing_deliver_one_email(
             for reporter in reporters:
                 reporter.nudge()  # type: ignore[union-attr]
             await wait_until(
-                lambda: all(DAY in r._finished for r in reporters)  # type: ignore[union-attr]
+                lambda: all(r.finished(DAY) for r in reporters)  # type: ignore[union-attr]
             )
             assert all(not engine.problems() for engine in engines)
         finally:

@@ -17,7 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,11 +30,12 @@ from notiflow.delivery.provider import ProviderClient
 from notiflow.delivery.scheduler import Scheduler
 from notiflow.delivery.sender import Sender
 from notiflow.delivery.signal import EngineSignal
-from notiflow.reports.loop import Reporter
-from notiflow.reports.sender import ReportSender
 from notiflow.webhooks import events as webhook_events
 from notiflow.webhooks.dispatcher import Dispatcher
 from notiflow.webhooks.subscriptions import Subscriptions
+
+if TYPE_CHECKING:
+    from notiflow.reports.loop import Reporter
 
 log = logging.getLogger("notiflow.engine")
 
@@ -103,9 +104,12 @@ class Engine:
             rng=rng,
             monotonic=monotonic,
         )
-        # The daily report (off, and not even a loop, without NOTIFLOW_REPORT_TO).
+        # The daily report (off, and not even a loop or an import, without NOTIFLOW_REPORT_TO).
         self.reporter: Reporter | None = None
         if settings.report_to:
+            from notiflow.reports.loop import Reporter
+            from notiflow.reports.sender import ReportSender
+
             self.reporter = Reporter(
                 sender=ReportSender(
                     settings=settings, sessionmaker=sessionmaker, clock=clock, worker=self.worker

@@ -42,6 +42,10 @@ class Reporter:
         # A round may take an SMTP exchange (at most twice NOTIFLOW_SMTP_TIMEOUT): not a stall.
         loops.register(LOOP, period=max(max_sleep, 2 * sender.settings.smtp_timeout))
 
+    def finished(self, day: date) -> bool:
+        """Whether this loop knows the report of ``day`` is sent or skipped."""
+        return day in self._finished
+
     def nudge(self) -> None:
         """Look at the clock again now (tests move it)."""
         self._wake.set()
