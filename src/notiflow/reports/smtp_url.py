@@ -69,6 +69,8 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     password = unquote(parts.password) if parts.password is not None else None
     if username == "" or (password is not None and username is None):
         raise ValueError("the SMTP URL has a password but no user name")
+    if username is not None and password is None:
+        raise ValueError("the SMTP URL has a user name but no password (user:password@host)")
     implicit_tls = scheme == "smtps"
     starttls = username is not None and not implicit_tls
     if "starttls" in options:
