@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Manage API tokens stored in the database.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+report_app = typer.Typer(help="The daily statistics e-mail.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 log = logging.getLogger("notiflow")
 T = TypeVar("T")
@@ -411,6 +413,55 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="Id from `token li
         typer.echo(f"no token with id {token_id}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"token {token_id} revoked")
+
+
+@report_app.command("send")
+def report_send(
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            metavar="YYYY-MM-DD",
+            help="The day, in NOTIFLOW_REPORT_TIMEZONE; default: yesterday.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the report (its text part); send nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send it even if it was sent already.")
+    ] = False,
+) -> None:
+    """Send the daily report of one day now, to NOTIFLOW_REPORT_TO, or print it.
+
+    The engines of `serve` and `worker` send it by themselves every day at NOTIFLOW_REPORT_TIME;
+    this sends it by hand (a day that was skipped, or again with --force). A report sent here
+    counts as that day's: the engines do not send it again.
+    """
+    from datetime import date
+
+    from notiflow.db.migrate import upgrade
+    from notiflow.reports import by_hand
+
+    try:
+        wanted = date.fromisoformat(day) if day is not None else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--date"
+        ) from None
+    settings = _database_settings()
+    if not dry_run and not settings.report_to:
+        typer.echo(
+            "NOTIFLOW_REPORT_TO is not set: nobody to send the report to (--dry-run prints it)",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    upgrade(settings.database_url)
+    answer = asyncio.run(by_hand.send(settings, day=wanted, dry_run=dry_run, force=force))
+    typer.echo(answer.out, nl=False)
+    typer.echo(answer.err, nl=False, err=True)
+    raise typer.Exit(code=answer.code)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from notiflow.models.api_token import ApiToken
 from notiflow.models.audit_entry import AuditEntry
 from notiflow.models.client import Client
+from notiflow.models.daily_report import DailyReport, ReportStatus
 from notiflow.models.mailing import Mailing, MailingStatus
 from notiflow.models.mailing_stats import MailingError, MailingStats, MailingTimeline
 from notiflow.models.message import FINAL_STATUSES, Message, MessageStatus
@@ -16,6 +17,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Client",
+    "DailyReport",
     "DeliveryStatus",
     "Mailing",
     "MailingError",
@@ -24,6 +26,7 @@ __all__ = [
     "MailingTimeline",
     "Message",
     "MessageStatus",
+    "ReportStatus",
     "TestSend",
     "Webhook",
     "WebhookDelivery",
