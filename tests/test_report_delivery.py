@@ -134,6 +134,7 @@ def _environment(settings: Settings, port: int) -> dict[str, str]:
             "NOTIFLOW_SMTP_URL": f"smtp://127.0.0.1:{port}",
             "NOTIFLOW_ENGINE_POLL_SECONDS": "0.2",
             "NOTIFLOW_LOG_LEVEL": "INFO",
+            "NOTIFLOW_WORKER_PORT": "0",  # three workers on one host: no metrics port each
         }
     )
     return env
