@@ -27,6 +27,7 @@ from notiflow.config import Settings
 from notiflow.core.body_limit import TooLargeAsJson, too_large_handler
 from notiflow.core.clock import Clock, utcnow
 from notiflow.core.errors import install_error_handlers
+from notiflow.core.request_context import RequestContext, bind_path_ids
 from notiflow.core.routes import API_PREFIX, RouteIndex
 from notiflow.db.engine import create_engine, create_sessionmaker
 from notiflow.delivery.engine import Engine
@@ -179,10 +180,10 @@ async def _start_delivery(app: FastAPI, settings: Settings, clock: Clock) -> San
         sandbox = Sandbox(FaultConfig(token=token))
         url = await sandbox.start("127.0.0.1", 0)
         log.warning(
-            "NOTIFLOW_PROVIDER_URL is not set: messages go to the built-in sandbox provider at %s "
+            "NOTIFLOW_PROVIDER_URL is not set: messages go to the built-in sandbox provider "
             "(nothing leaves this machine). Set NOTIFLOW_PROVIDER_URL and "
             "NOTIFLOW_PROVIDER_TOKEN to send for real.",
-            url,
+            extra={"provider_url": url},
         )
     delivery = Engine(
         settings=settings,
@@ -199,18 +200,25 @@ async def _start_delivery(app: FastAPI, settings: Settings, clock: Clock) -> San
 
 
 def api_dependencies() -> list[Any]:
-    """What every /api/v1 route runs first: a token whose role allows the route
+    """What every /api/v1 route runs first: the ids of its path bound to the request's log
+    context (notiflow.core.request_context), a token whose role allows the route
     (notiflow.auth.roles), then, for a write that succeeds, its audit entry in the request's
-    transaction (notiflow.audit.recorder). Routers included under the /api/v1 router get both."""
-    return [Depends(require_token), Depends(record_writes, scope="function")]
+    transaction (notiflow.audit.recorder). Routers included under the /api/v1 router get all."""
+    return [
+        Depends(bind_path_ids),
+        Depends(require_token),
+        Depends(record_writes, scope="function"),
+    ]
 
 
 class _App(FastAPI):
     """FastAPI with :class:`TooLargeAsJson` around its whole middleware stack, outside the body
-    limiter, whose own plain-text 413 (a Content-Length over the limit) it gives our error shape."""
+    limiter, whose own plain-text 413 (a Content-Length over the limit) it gives our error shape;
+    and :class:`RequestContext` outside everything, so every line a request logs (its errors
+    too) carries its request_id, and every answer its X-Request-ID."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return TooLargeAsJson(super().build_middleware_stack())
+        return RequestContext(TooLargeAsJson(super().build_middleware_stack()))
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
