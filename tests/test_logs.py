@@ -503,7 +503,11 @@ def test_every_line_of_serve_is_json_uvicorn_s_too(served_log: tuple[Path, dict[
     started = [line for line in lines if line["logger"] == "uvicorn.error"]
     assert any(line["event"].startswith("Started server process") for line in started)
     access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    assert access
     assert all(line["request_id"] and line["method"] and line["status_code"] for line in access)
+    assert {line["level"] for line in access} == {
+        "debug"
+    }  # on only at DEBUG: a path may hold a phone
     for line in lines:
         assert {"timestamp", "level", "logger", "event"} <= set(line)
 

@@ -67,6 +67,10 @@ field.
 import's, `NOTIFLOW_IMPORT_MAX_BYTES` (64 MiB). A larger one is refused with `413`, never read
 past the limit.
 
+**Request ids.** Every answer carries `X-Request-ID`: the request's own header when it is 1 to
+100 printable ASCII characters without spaces, else a generated one. The server's log lines about
+the request carry it as `request_id`.
+
 **Time.** Timestamps are ISO 8601; input without an offset is UTC; output is UTC with `Z`.
 
 **Lists** take `limit` (default 100, at most 1000) and `offset`, and answer

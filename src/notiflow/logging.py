@@ -65,13 +65,15 @@ def _timestamp(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> Eve
 
 def _uvicorn_fields(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     """uvicorn's access line as fields (its arguments are: client, method, path with query,
-    HTTP version, status); its coloured copy of a message dropped."""
+    HTTP version, status), at the level that turns it on (``DEBUG``: a path may hold a phone);
+    its coloured copy of a message dropped."""
     args = event_dict.pop("positional_args", None)
     event_dict.pop("color_message", None)
     record: logging.LogRecord | None = event_dict.get("_record")
     if record is not None and record.name == "uvicorn.access" and args and len(args) == 5:
         client, method, path, _version, status = args
         event_dict["event"] = "http request"
+        event_dict["level"] = "debug"
         event_dict.update(client=client, method=method, path=path, status_code=status)
     return event_dict
 
@@ -104,12 +106,13 @@ def build_formatter(fmt: LogFormat, *, colors: bool = False) -> logging.Formatte
         renderer = structlog.processors.JSONRenderer(default=_json_default)
         render_exception = [structlog.processors.format_exc_info]
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), _uvicorn_fields],
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder()],
         pass_foreign_args=True,
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
+            _uvicorn_fields,
             _timestamp,
             *render_exception,
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
