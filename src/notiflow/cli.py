@@ -396,7 +396,8 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="Id from `token li
 @app.command()
 def logs(
     file: Annotated[
-        str, typer.Argument(help="A JSON log written by Notiflow; '-' or none: stdin.")
+        str,
+        typer.Argument(metavar="FILE", help="A JSON log written by Notiflow; '-' or none: stdin."),
     ] = "-",
     mailing: Annotated[
         int | None,
@@ -426,9 +427,9 @@ def logs(
     """Tell the story of one mailing, message or client from a JSON log, in time order.
 
     Reads the log Notiflow writes on stderr (JSON unless it is a terminal, or with
-    NOTIFLOW_LOG_FORMAT=json), from FILE or stdin, e.g.
-    `notiflow logs --message 42 notiflow.log`. Lines that are not JSON are skipped and counted
-    on stderr. Exit code 1 when no line matches.
+    NOTIFLOW_LOG_FORMAT=json) from FILE or stdin, e.g. notiflow logs --message 42 notiflow.log
+
+    Lines that are not JSON are skipped and counted on stderr. Exit code 1 when no line matches.
     """
     import io
     import sys
