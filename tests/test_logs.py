@@ -363,6 +363,91 @@ async def test_attempts_retries_and_the_completion_tell_what_happened(
             assert not any(phone in shown for phone in phones), record.msg
 
 
+async def _sending_mailing(api: httpx.AsyncClient, count: int) -> dict[str, Any]:
+    for n in range(count):
+        await make_client(api, f"790077700{n:02d}")
+    now = datetime.now(UTC)
+    response = await api.post(
+        "/api/v1/mailings",
+        json={"text": "hi", "start_time": iso(now), "end_time": iso(now + timedelta(hours=1))},
+    )
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_the_breaker_tells_each_change_of_its_state(
+    api: httpx.AsyncClient,
+    provider: ThreadedSandbox,
+    start_engine: Any,
+    engine_log: pytest.LogCaptureFixture,
+) -> None:
+    provider.configure(error_rate=1.0)
+    await start_engine(breaker_window=10, breaker_min_requests=5)
+    mailing = await _sending_mailing(api, 20)
+
+    async def opened() -> bool:
+        return bool(_records(engine_log, "circuit breaker open: the provider is failing"))
+
+    await wait_for(opened)
+    provider.configure(error_rate=0.0)
+
+    async def done() -> bool:
+        return bool(_records(engine_log, "mailing completed"))
+
+    await wait_for(done)
+    changes = [
+        (r.previous, r.breaker)  # type: ignore[attr-defined]
+        for r in engine_log.records
+        if r.msg.startswith("circuit breaker")
+    ]
+    assert changes[0] == ("closed", "open")
+    assert changes[-1] == ("half_open", "closed")
+    assert ("open", "half_open") in changes
+    for record in engine_log.records:
+        if record.msg.startswith("circuit breaker"):
+            assert record.levelno == logging.WARNING
+    (opening,) = _records(engine_log, "circuit breaker open: the provider is failing")
+    assert opening.error.startswith("HTTP 5")  # type: ignore[attr-defined]
+    assert opening.pause_seconds > 0  # type: ignore[attr-defined]
+    assert _records(engine_log, "mailing completed")[0].sent == 20  # type: ignore[attr-defined]
+    assert mailing["id"] == _records(engine_log, "mailing completed")[0].mailing_id  # type: ignore[attr-defined]
+
+
+async def test_a_refused_token_pauses_and_resumes_loudly(
+    api: httpx.AsyncClient,
+    provider: ThreadedSandbox,
+    start_engine: Any,
+    engine_log: pytest.LogCaptureFixture,
+) -> None:
+    provider.configure(token="another-token")
+    await start_engine()
+    await _sending_mailing(api, 3)
+
+    async def refused() -> bool:
+        return bool(
+            _records(
+                engine_log,
+                "the provider refused the token: sending is paused, "
+                "messages stay pending; check NOTIFLOW_PROVIDER_TOKEN",
+            )
+        )
+
+    await wait_for(refused)
+    provider.reset()  # the engine's token is good again
+
+    async def done() -> bool:
+        return bool(_records(engine_log, "mailing completed"))
+
+    await wait_for(done)
+    states = [
+        (r.levelno, r.provider_state) for r in engine_log.records if hasattr(r, "provider_state")
+    ]
+    assert states == [(logging.ERROR, "unauthorized"), (logging.WARNING, "ok")]
+    assert "another-token" not in engine_log.text
+    assert "sandbox-token" not in engine_log.text
+    for record in engine_log.records:
+        assert "Bearer" not in json.dumps(record.__dict__, default=str)
+
+
 async def test_a_mailing_waiting_for_its_send_window_says_so_once(
     api: httpx.AsyncClient,
     provider: ThreadedSandbox,
