@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from notiflow.core.timezones import normalize_timezone
+from notiflow.logging import LogFormat
 from notiflow.reports.smtp_url import SmtpTarget, check_address, parse_smtp_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./notiflow.db"
@@ -90,6 +91,13 @@ class Settings(BaseSettings):
         ),
     )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    log_format: LogFormat = Field(
+        default=LogFormat.auto,
+        description=(
+            "How log lines are written on stderr: json (one JSON object per line), console "
+            "(readable key=value), or auto: console on a terminal, json anywhere else."
+        ),
+    )
 
     # --- the provider -------------------------------------------------------------------------
     provider_url: str | None = Field(
@@ -339,6 +347,11 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _lease_outlives_a_request(self) -> Settings:

@@ -153,10 +153,12 @@ class Engine:
 
     async def _run(self) -> None:
         log.info(
-            "engine started worker=%s provider=%s concurrency=%s",
-            self.worker,
-            self.provider.base_url,
-            self.settings.send_concurrency,
+            "engine started",
+            extra={
+                "worker": self.worker,
+                "provider_url": self.provider.base_url,
+                "concurrency": self.settings.send_concurrency,
+            },
         )
         stop, loops = self._stop, self.loops
         parts = [
@@ -184,7 +186,7 @@ class Engine:
             for unsubscribe in self._unsubscribe:
                 unsubscribe()
             await self.heartbeat.stop()  # marks this worker stopped
-        log.info("engine stopped worker=%s sent=%s", self.worker, self.sender.sent)
+        log.info("engine stopped", extra={"worker": self.worker, "sent": self.sender.sent})
 
     def _woken(self, payload: str = "") -> None:
         halt = parse_halt(payload)
