@@ -118,7 +118,7 @@ class Heartbeat:
         if cleanup:
             self._cleanup_due = self._monotonic() + CLEANUP_EVERY_SECONDS
             if forgotten:
-                log.info("forgot %s workers not seen for a day", forgotten)
+                log.info("forgot workers not seen for a day", extra={"count": forgotten})
 
     async def run(self, stop: asyncio.Event) -> None:
         """Beat at once, then every ``seconds``, until ``stop``."""
@@ -155,9 +155,8 @@ class Heartbeat:
             await asyncio.wait_for(self.beat(stopped=True), STOP_TIMEOUT_SECONDS)
         except Exception as exc:  # the stop goes on: the row just ages out of the live list
             log.warning(
-                "could not mark worker=%s stopped in the workers table: %s",
-                self._worker,
-                describe(exc),
+                "could not mark the worker stopped in the workers table",
+                extra={"worker": self._worker, "error": describe(exc)},
             )
 
 

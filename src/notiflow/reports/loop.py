@@ -52,11 +52,13 @@ class Reporter:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info(
-            "daily report on: the previous day's report is due at %s %s, to %s, through %s",
-            self.sender.settings.report_time.strftime("%H:%M"),
-            self.sender.settings.report_timezone,
-            ",".join(self.sender.settings.report_to),
-            self.sender.mailer.target.redacted() if self.sender.mailer else "nothing",
+            "daily report on",
+            extra={
+                "due_at": self.sender.settings.report_time.strftime("%H:%M"),
+                "timezone": self.sender.settings.report_timezone,
+                "to": ",".join(self.sender.settings.report_to),
+                "smtp": self.sender.mailer.target.redacted() if self.sender.mailer else None,
+            },
         )
         while not stop.is_set():
             self._wake.clear()
