@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notiflow import __version__
 from notiflow.core.clock import Clock
 from notiflow.db.session import transaction
-from notiflow.delivery.health import Loops, describe, supervise
+from notiflow.delivery.health import Loops, describe, pause, supervise
 from notiflow.workers import repository
 
 log = logging.getLogger("notiflow.engine")
@@ -126,10 +126,10 @@ class Heartbeat:
             try:
                 await self.beat()
             except Exception as exc:  # retried with back-off; the engine never stops for it
-                await _wait(stop, self._loops.failed(LOOP, exc))
+                await pause(stop, self._loops.failed(LOOP, exc))
                 continue
             self._loops.done(LOOP)
-            await _wait(stop, self.seconds)
+            await pause(stop, self.seconds)
 
     def start(self) -> None:
         """Beat from now on, in a supervised task of its own (it outlives the engine's other
@@ -158,8 +158,3 @@ class Heartbeat:
                 "could not mark the worker stopped in the workers table",
                 extra={"worker": self._worker, "error": describe(exc)},
             )
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
