@@ -19,7 +19,7 @@ from notiflow.config import Settings
 from notiflow.db.session import transaction
 from notiflow.delivery.engine import Engine
 from notiflow.messages.repository import NewMessage
-from notiflow.models import DailyReport, MessageStatus
+from notiflow.models import DailyReport, Message, MessageStatus
 from notiflow.reports.loop import Reporter
 from notiflow.reports.mailer import Mailer, MailError
 from notiflow.reports.schedule import Backoff
@@ -266,6 +266,31 @@ async def test_a_day_without_mailings_says_so(
     assert "No mailing ran on this day." in mail.part("plain")
     assert "No mailing ran on this day." in mail.part("html")
     assert mail.message["Subject"] == "Notiflow report 2026-12-05: 0 mailings, 0 sent (n/a)"
+
+
+async def test_deleting_a_client_later_leaves_its_messages_on_their_day(
+    app: Any, api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """A message counts on the day of its outcome (its updated_at): deleting its client a day
+    later unlinks it but must not move it into that later day's report."""
+    seed = Seeder(app, api, clock)
+    mailing_id = await seed.started(DAY_START - timedelta(hours=1))
+    created = await api.post("/api/v1/clients", json={"phone": "79005550001"})
+    assert created.status_code == 201, created.text
+    client_id = created.json()["id"]
+    outcome_at = DAY_START + timedelta(hours=2)
+    row = NewMessage(
+        client_id=client_id, status=MessageStatus.failed, attempts=1, last_error="HTTP 400"
+    )
+    await seed_messages(app, mailing_id, [row], now=outcome_at)
+    clock.now = DUE + timedelta(days=1)
+    assert (await api.delete(f"/api/v1/clients/{client_id}")).status_code == 204
+    async with transaction(app.state.sessionmaker) as session:
+        message = (
+            await session.scalars(select(Message).where(Message.mailing_id == mailing_id))
+        ).one()
+    assert message.client_id is None
+    assert message.updated_at == outcome_at
 
 
 # --- once a day, however many engines ---------------------------------------------------------
