@@ -234,7 +234,13 @@ async def test_an_api_write_is_logged_with_who_what_and_its_ids(
         assert write["level"] == "info"
         assert write["method"] == "POST"
         assert write["route"].startswith("/api/v1/")
-    events = [line["event"] for line in lines if line.get("mailing_id") == mailing_id]
+    events = [
+        line["event"]
+        for line in lines
+        if line.get("mailing_id") == mailing_id
+        # No engine runs here, and the API says so of a running mailing: not this test's matter.
+        and not line["event"].startswith("no live worker")
+    ]
     assert events[:2] == ["api write", "mailing started"]  # who did it, then what it did
     told = {line["event"]: line for line in lines if line["logger"] == "notiflow.mailings"}
     assert told["mailing started"]["mailing_id"] == mailing_id
