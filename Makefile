@@ -10,7 +10,7 @@ STAMP := $(VENV)/.install-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help install run test lint fmt bench migrate clean
+.PHONY: help install run test lint fmt bench migrate vendor clean
 
 help: ## Show this help
 	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ bench: install ## Run the benchmarks and print their tables
 
 migrate: install ## Bring the database schema up to date
 	$(BIN)/notiflow migrate
+
+vendor: ## Fetch the vendored front-end assets again from npm (src/notiflow/static/vendor)
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
+	$(PYTHON) scripts/vendor.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -37,6 +37,8 @@ from notiflow.metrics.endpoints import router as metrics_router
 from notiflow.metrics.http import HttpMetricsMiddleware
 from notiflow.sandbox.server import FaultConfig, Sandbox
 from notiflow.stats.endpoints import router as stats_router
+from notiflow.web.endpoints import router as web_router
+from notiflow.web.static import STATIC_NAME, STATIC_PATH, static_files
 from notiflow.webhooks.endpoints import router as webhooks_router
 from notiflow.workers.endpoints import router as workers_router
 from notiflow.workers.watch import WorkerWatch
@@ -199,6 +201,9 @@ def create_app(
         # Every body is limited while it is read, and a Content-Length over the limit is refused
         # before a byte of it is, whatever the token (see notiflow.core.body_limit).
         max_body_size=settings.request_max_bytes,
+        # /docs and /redoc are served from vendored assets by notiflow.web, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -233,6 +238,8 @@ def create_app(
     app.include_router(api)
     app.include_router(health_router)
     app.include_router(metrics_router)
+    app.include_router(web_router)
+    app.mount(STATIC_PATH, static_files(), name=STATIC_NAME)
     app.state.route_index = RouteIndex(app.routes)
 
     return app

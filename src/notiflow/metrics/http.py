@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notiflow.core.routes import RouteIndex
@@ -98,7 +98,7 @@ class HttpMetricsMiddleware:
 
     def _template(self, scope: Scope) -> str:
         """The template of the route the request matched: FastAPI records its routes in the
-        scope; the plain Starlette ones (/docs, /openapi.json) are known by their endpoint."""
+        scope; the plain Starlette ones (/openapi.json) and mounts (/static) by their endpoint."""
         route = scope.get("route")
         if isinstance(route, APIRoute):
             info = self._index().find(Request(scope))
@@ -112,5 +112,7 @@ class HttpMetricsMiddleware:
                 for r in self._routes
                 if isinstance(r, Route) and not isinstance(r, APIRoute)
             }
+            # A mounted app with no routes of its own (the static files): /static/{path}.
+            self._plain.update({r.app: r.path_format for r in self._routes if isinstance(r, Mount)})
             self._plain_of = len(self._routes)
         return self._plain.get(endpoint, UNMATCHED)
