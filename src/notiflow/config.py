@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         default="",
         description="Bearer token that GET /metrics (of the API and of each worker) requires; "
         "empty: /metrics needs no token.",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Key that signs the admin UI's session cookie (at least 32 characters); "
+        "unset: one is generated once, stored in the database and shared by every process.",
     )
     worker_port: int = Field(
         default=9100,

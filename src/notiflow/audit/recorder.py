@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session, UOWTransaction
 
 from notiflow.audit import service
 from notiflow.audit.notes import take_notes
-from notiflow.auth.dependencies import AccessDep
+from notiflow.auth.dependencies import Access, AccessDep
 from notiflow.core.routes import API_PREFIX
 from notiflow.deps import ClockDep, SessionDep
 
@@ -126,18 +127,41 @@ async def record_writes(
         return
     inserted = _track_inserts(session)
     yield
-    # Reached only when the endpoint succeeded. Flush what it left pending, so the ids of the
-    # rows it created are known.
+    # Reached only when the endpoint succeeded.
+    await write_entry(
+        session,
+        access=access,
+        at=clock(),
+        path_params=dict(request.path_params),
+        request_id=_request_id(request),
+        inserted=inserted,
+    )
+
+
+async def write_entry(
+    session: AsyncSession,
+    *,
+    access: Access,
+    at: datetime,
+    path_params: dict[str, Any],
+    request_id: str | None = None,
+    inserted: list[Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """The audit entry of a write ``access`` made, in ``session``'s transaction: what it did is
+    read from ``access.route`` (an /api/v1 template) and ``path_params``. The admin UI writes
+    its entries with this too, naming the API route its action stands for."""
+    # Flush what the write left pending, so the ids of the rows it created are known.
     await session.flush()
     target = target_of(access.route, access.method)
-    path_params = dict(request.path_params)
+    path_params = dict(path_params)
     object_id = None
     if target.creates:
-        object_id = _created_id(target, inserted)
+        object_id = _created_id(target, inserted or [])
     elif target.id_param is not None:
         object_id = _as_id(path_params.pop(target.id_param, None))
     detail: dict[str, Any] = {}
-    if (request_id := _request_id(request)) is not None:
+    if request_id is not None:
         detail["request_id"] = request_id
     if access.principal.token_id is not None:
         detail["token_id"] = access.principal.token_id
@@ -146,10 +170,11 @@ async def record_writes(
             name: _LONG_DIGITS.sub(lambda m: m.group()[:4] + "…", str(value))[:100]
             for name, value in path_params.items()
         }
+    detail.update(extra or {})
     detail.update(take_notes(session))
     await service.record(
         session,
-        at=clock(),
+        at=at,
         actor=access.principal.name,
         action=target.action,
         method=access.method,
