@@ -79,7 +79,7 @@ def access_for(request: Request, principal: Principal, action: Action) -> Access
     the role is too low."""
     role = needs(request, action)
     if not principal.role.allows(role):
-        raise Forbidden(f"your token's role is {principal.role.value!r}; this needs {role.value!r}")
+        raise Forbidden(f"Your token's role is {principal.role.value}; this needs {role.value}.")
     return Access(principal=principal, needs=role, route=action.route, method=action.method)
 
 
