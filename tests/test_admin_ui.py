@@ -366,7 +366,7 @@ async def test_pages_show_a_mailing_running_and_then_done(
     rows = Html((await ui.get("/ui/mailings/rows")).text)
     assert rows.with_attr("hx-trigger") == []
     listing = await ui.get("/ui/mailings")
-    row = [e for e in Html(listing.text).with_attr("data-mailing")]
+    row = Html(listing.text).with_attr("data-mailing")
     assert [e["data-mailing"] for e in row] == [str(mailing_id)]
     assert 'value="100"' in listing.text  # the progress bar is full
     assert ">completed<" in listing.text

@@ -78,8 +78,8 @@ class Readiness(BaseModel):
                     "status": "ok",
                     "reason": None,
                     "database": "ok",
-                    "revision": "0005",
-                    "head": "0005",
+                    "revision": "0006",
+                    "head": "0006",
                 }
             ]
         }
