@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 import pytest
 
 from tests.conftest import TOKEN
@@ -338,6 +339,7 @@ def clock(live_clock: LiveClock) -> LiveClock:
 
 
 async def test_pages_show_a_mailing_running_and_then_done(
+    app: Any,
     api: httpx.AsyncClient,
     ui: httpx.AsyncClient,
     clock: LiveClock,
@@ -399,3 +401,36 @@ async def test_pages_show_a_mailing_running_and_then_done(
     api_export = await api.get(f"/api/v1/mailings/{mailing_id}/messages", params={"format": "csv"})
     assert export.text == api_export.text
     assert len(export.text.strip().splitlines()) == 41
+
+    # An API process without an engine of its own shows the provider as the workers see it.
+    engine, app.state.engine = app.state.engine, None
+    workers = Html((await ui.get("/ui/")).text)
+    assert engine.worker in workers.text("workers")
+    assert "provider-state" not in workers.text_of
+    assert engine.worker in workers.text("provider-workers")
+    assert "ok" in workers.text("provider-workers")
+
+
+async def test_sessions_survive_a_restart_and_follow_the_secret(settings: Any, clock: Any) -> None:
+    """Without NOTIFLOW_SESSION_SECRET the key is generated once and stored: a new process on
+    the same database accepts the sessions of the old one. A different secret does not."""
+    from notiflow.app import create_app
+
+    apps = [create_app(settings, clock=clock) for _ in range(2)]
+    other = create_app(
+        settings.model_copy(update={"session_secret": SecretStr("s" * 40)}), clock=clock
+    )
+    try:
+        first = httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[0]), base_url=BASE)
+        async with first:
+            await sign_in(first)
+            cookies = dict(first.cookies)
+        for app, expected in ((apps[1], 200), (other, 303)):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url=BASE, cookies=cookies
+            ) as client:
+                assert (await client.get("/ui/")).status_code == expected
+    finally:
+        for app in (*apps, other):
+            await app.state.db_engine.dispose()
