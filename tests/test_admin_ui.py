@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 import pytest
+from pydantic import SecretStr
 
 from tests.conftest import TOKEN
 from tests.delivery_support import LiveClock, ThreadedSandbox, wait_for
