@@ -434,3 +434,122 @@ async def test_sessions_survive_a_restart_and_follow_the_secret(settings: Any, c
     finally:
         for app in (*apps, other):
             await app.state.db_engine.dispose()
+
+
+def _field_errors(html_text: str) -> dict[str, str]:
+    return {
+        e["data-field"]: e.get("id", "")
+        for e in Html(html_text).with_attr("data-field")
+        if e["tag"] == "p"
+    }
+
+
+async def test_create_a_mailing_with_the_form(
+    api: httpx.AsyncClient, ui: httpx.AsyncClient, clock: Any
+) -> None:
+    csrf = await sign_in(ui)
+    assert (await ui.get("/ui/mailings/new")).status_code == 200
+    start = clock() + timedelta(days=1)
+    form = {
+        "csrf_token": csrf,
+        "text": "Hello from the form",
+        "start_time": start.strftime("%Y-%m-%dT%H:%M"),
+        "end_time": (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "operator_codes": "900, 916",
+        "tags": "vip",
+        "window_start": "09:00",
+        "window_end": "21:00",
+    }
+    response = await ui.post("/ui/mailings/new", data=form)
+    assert response.status_code == 303, response.text
+    mailing_id = int(response.headers["location"].rsplit("/", 1)[1])
+    created = (await api.get(f"/api/v1/mailings/{mailing_id}")).json()
+    assert created["text"] == "Hello from the form"
+    assert created["filter"] == {"operator_codes": ["900", "916"], "tags": ["vip"]}
+    assert created["send_window"] == {"start": "09:00", "end": "21:00"}
+    assert created["status"] == "scheduled"
+    assert await ui_audit(api) == [("mailing.create", "config#1", mailing_id)]
+
+
+async def test_the_form_shows_the_apis_errors_next_to_the_fields(
+    api: httpx.AsyncClient, ui: httpx.AsyncClient, clock: Any
+) -> None:
+    csrf = await sign_in(ui)
+    now = clock()
+    bad = {
+        "text": "   ",
+        "start_time": (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "end_time": "tomorrow",
+        "operator_codes": "9x",
+        "tags": "",
+        "window_start": "25:00",
+        "window_end": "",
+    }
+    response = await ui.post("/ui/mailings/new", data={"csrf_token": csrf, **bad})
+    assert response.status_code == 422
+    errors = _field_errors(response.text)
+    assert {"text", "end_time", "operator_codes", "window_start"} <= set(errors)
+    assert 'value="9x"' in response.text  # what was typed stays in the form
+    # The same body through the API is refused for the same fields.
+    api_answer = await api.post(
+        "/api/v1/mailings",
+        json={
+            "text": bad["text"],
+            "start_time": bad["start_time"],
+            "end_time": bad["end_time"],
+            "filter": {"operator_codes": ["9x"], "tags": []},
+            "send_window": {"start": "25:00", "end": None},
+        },
+    )
+    assert api_answer.status_code == 422
+    for error in api_answer.json()["errors"]:
+        assert error["message"] in html.unescape(response.text)
+    # An end before the start is the service's rule: shown too, nothing created.
+    order = {**bad, "text": "hi", "operator_codes": "", "window_start": ""}
+    order["end_time"] = (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    refused = await ui.post("/ui/mailings/new", data={"csrf_token": csrf, **order})
+    assert refused.status_code == 422
+    assert _field_errors(refused.text)
+    assert (await api.get("/api/v1/mailings")).json()["total"] == 0
+    assert await ui_audit(api) == []
+
+
+async def test_edit_follows_the_rules_of_a_running_mailing(
+    api: httpx.AsyncClient, ui: httpx.AsyncClient, clock: Any
+) -> None:
+    mailing = await make_mailing(api, clock(), start_in=timedelta(0), text="first words")
+    mailing_id = mailing["id"]
+    csrf = await sign_in(ui)
+    page = Html((await ui.get(f"/ui/mailings/{mailing_id}/edit")).text)
+    values = dict(page.forms[f"/ui/mailings/{mailing_id}/edit"])
+    assert values["csrf_token"] == csrf  # the form carries the session's token
+    textarea = page.text("text")
+    assert textarea == "first words"
+
+    form = {**values, "text": "other words"}
+    refused = await ui.post(f"/ui/mailings/{mailing_id}/edit", data=form)
+    assert refused.status_code == 409
+    assert set(_field_errors(refused.text)) == {"text"}
+    assert (await api.get(f"/api/v1/mailings/{mailing_id}")).json()["text"] == "first words"
+
+    later = clock() + timedelta(hours=5)
+    form = {**values, "text": "first words", "end_time": later.strftime("%Y-%m-%dT%H:%M")}
+    saved = await ui.post(f"/ui/mailings/{mailing_id}/edit", data=form)
+    assert saved.status_code == 303, saved.text
+    stored = (await api.get(f"/api/v1/mailings/{mailing_id}")).json()
+    assert stored["end_time"] == later.strftime("%Y-%m-%dT%H:%M:00Z")
+    assert await ui_audit(api) == [("mailing.replace", "config#1", mailing_id)]
+
+
+async def test_a_read_token_cannot_create_or_edit(
+    api: httpx.AsyncClient, ui: httpx.AsyncClient, clock: Any
+) -> None:
+    mailing = await make_mailing(api, clock())
+    csrf = await sign_in(ui, await make_token(api, "read"))
+    assert "/ui/mailings/new" not in (await ui.get("/ui/mailings")).text
+    assert "/edit" not in (await ui.get(f"/ui/mailings/{mailing['id']}")).text
+    assert (await ui.get("/ui/mailings/new")).status_code == 403
+    assert (await ui.get(f"/ui/mailings/{mailing['id']}/edit")).status_code == 403
+    form = {"csrf_token": csrf, "text": "x", "start_time": "2030-01-01T00:00"}
+    assert (await ui.post("/ui/mailings/new", data=form)).status_code == 403
+    assert (await api.get("/api/v1/mailings")).json()["total"] == 1

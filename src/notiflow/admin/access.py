@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,6 +55,8 @@ PAUSE = Action("POST", f"{MAILING}/pause")
 RESUME = Action("POST", f"{MAILING}/resume")
 CANCEL = Action("POST", f"{MAILING}/cancel")
 DELETE = Action("DELETE", MAILING)
+CREATE = Action("POST", f"{API_PREFIX}/mailings")
+EDIT = Action("PUT", MAILING)
 MAILING_ACTIONS = {"start": START, "pause": PAUSE, "resume": RESUME, "cancel": CANCEL}
 
 
@@ -84,10 +86,23 @@ def access_for(request: Request, principal: Principal, action: Action) -> Access
 
 
 async def record(
-    session: AsyncSession, *, access: Access, clock: Clock, params: dict[str, object]
+    session: AsyncSession,
+    *,
+    access: Access,
+    clock: Clock,
+    params: dict[str, object],
+    inserted: list[Any] | None = None,
 ) -> None:
-    """The audit entry of a UI write, in the request's transaction, as the API would write it."""
-    await write_entry(session, access=access, at=clock(), path_params=params, extra={"via": "ui"})
+    """The audit entry of a UI write, in the request's transaction, as the API would write it
+    (``inserted``: what ``notiflow.audit.recorder.track_inserts`` saw, for a create)."""
+    await write_entry(
+        session,
+        access=access,
+        at=clock(),
+        path_params=params,
+        inserted=inserted,
+        extra={"via": "ui"},
+    )
 
 
 async def principal_of(

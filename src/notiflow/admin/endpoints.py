@@ -7,22 +7,20 @@ redirect back with a message (errors from the service included: never a 500).
 
 from __future__ import annotations
 
-import inspect
 from datetime import datetime
-from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from notiflow.admin import access
 from notiflow.admin.access import UiPrincipal
+from notiflow.admin.errors import ActionRefused, install_error_pages
+from notiflow.admin.forms import MailingForm
+from notiflow.admin.rendering import HERE, flash, redirect, render
 from notiflow.admin.session import UI_PREFIX, UiSessions, session_key
+from notiflow.audit.recorder import track_inserts
 from notiflow.auth import service as auth
 from notiflow.auth.principal import configured_tokens
 from notiflow.core.errors import AppError, NotFound
@@ -43,9 +41,6 @@ from notiflow.stats import service as stats
 from notiflow.stats.schemas import MessageCounts
 from notiflow.workers import service as workers
 
-HERE = FsPath(__file__).parent
-templates = Jinja2Templates(directory=HERE / "templates")
-
 PAGE_SIZE = 50
 POLL_SECONDS = 2
 MailingId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -53,42 +48,6 @@ Offset = Annotated[int, Query(ge=0, le=2**31)]
 
 router = APIRouter(prefix=UI_PREFIX, include_in_schema=False)
 pages = APIRouter(dependencies=[Depends(access.require_principal), Depends(access.check_csrf)])
-
-
-class ActionRefused(Exception):
-    """The service refused a UI action: back to ``location`` with its reason shown."""
-
-    def __init__(self, detail: str, location: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.location = location
-
-
-def _flash(request: Request, kind: str, text: str) -> None:
-    request.session["flash"] = [kind, text]
-
-
-def render(
-    request: Request, name: str, context: dict[str, Any], *, status_code: int = 200
-) -> HTMLResponse:
-    flash = request.session.pop("flash", None) if "session" in request.scope else None
-    return templates.TemplateResponse(
-        request,
-        name,
-        {
-            "principal": getattr(request.state, "principal", None),
-            "csrf_token": access.csrf_token(request) if "session" in request.scope else "",
-            "csrf_field": access.CSRF_FIELD,
-            "flash": flash,
-            "ui": UI_PREFIX,
-            **context,
-        },
-        status_code=status_code,
-    )
-
-
-def _redirect(location: str) -> RedirectResponse:
-    return RedirectResponse(location, status_code=status.HTTP_303_SEE_OTHER)
 
 
 def _safe_next(value: str | None) -> str:
@@ -126,13 +85,13 @@ async def sign_in(
             status_code=status.HTTP_401_UNAUTHORIZED,
         )
     access.sign_in(request, token_hash)
-    return _redirect(_safe_next(next))
+    return redirect(_safe_next(next))
 
 
 @router.post("/sign-out", dependencies=[Depends(access.check_csrf)])
 async def sign_out(request: Request) -> Response:
     access.sign_out(request)
-    return _redirect(f"{UI_PREFIX}/sign-in")
+    return redirect(f"{UI_PREFIX}/sign-in")
 
 
 # --- dashboard -------------------------------------------------------------------------------
@@ -197,12 +156,14 @@ def _progress(counts: MessageCounts) -> int:
 @pages.get("/mailings")
 async def mailings_page(
     request: Request,
+    principal: UiPrincipal,
     session: SessionDep,
     clock: ClockDep,
     status_filter: Annotated[MailingStatus | None, BlankIsNone, Query(alias="status")] = None,
     offset: Offset = 0,
 ) -> HTMLResponse:
     context = await _rows(session, clock(), status_filter, offset)
+    context["can_create"] = access.allowed(request, principal, access.CREATE)
     return render(request, "mailings.html", context)
 
 
@@ -217,6 +178,86 @@ async def mailings_rows(
     """The table of the mailings page alone, which polls itself while a mailing runs."""
     context = await _rows(session, clock(), status_filter, offset)
     return render(request, "_mailing_rows.html", context)
+
+
+def _form_page(
+    request: Request, form: MailingForm, *, mailing: Mailing | None, status_code: int = 200
+) -> HTMLResponse:
+    return render(
+        request,
+        "mailing_form.html",
+        {"form": form, "mailing": mailing, "active": "mailings"},
+        status_code=status_code,
+    )
+
+
+@pages.get("/mailings/new")
+async def new_mailing_page(request: Request, principal: UiPrincipal) -> HTMLResponse:
+    access.access_for(request, principal, access.CREATE)
+    return _form_page(request, MailingForm.parse({}), mailing=None)
+
+
+@pages.post("/mailings/new")
+async def create_mailing(
+    request: Request, principal: UiPrincipal, session: SessionDep, clock: ClockDep
+) -> Response:
+    """POST /api/v1/mailings from a form: the API's schema and service, errors by field."""
+    granted = access.access_for(request, principal, access.CREATE)
+    form = MailingForm.parse(await request.form())
+    data = form.validate()
+    if data is None:
+        return _form_page(request, form, mailing=None, status_code=422)
+    inserted = track_inserts(session)
+    notify = request.app.state.engine_signal.notify
+    try:
+        mailing = await mailings.create(session, data=data, clock=clock, notify=notify)
+    except AppError as exc:
+        await session.rollback()  # nothing of a refused create is kept
+        form.refused(exc)
+        return _form_page(request, form, mailing=None, status_code=exc.status_code)
+    await access.record(session, access=granted, clock=clock, params={}, inserted=inserted)
+    flash(request, "ok", f"Mailing {mailing.id} was created.")
+    return redirect(f"{UI_PREFIX}/mailings/{mailing.id}")
+
+
+@pages.get("/mailings/{mailing_id}/edit")
+async def edit_mailing_page(
+    request: Request, principal: UiPrincipal, mailing_id: MailingId, session: SessionDep
+) -> HTMLResponse:
+    access.access_for(request, principal, access.EDIT)
+    mailing = await mailings.get(session, mailing_id)
+    return _form_page(request, MailingForm.of(mailing), mailing=mailing)
+
+
+@pages.post("/mailings/{mailing_id}/edit")
+async def edit_mailing(
+    request: Request,
+    principal: UiPrincipal,
+    mailing_id: MailingId,
+    session: SessionDep,
+    clock: ClockDep,
+) -> Response:
+    """PUT /api/v1/mailings/{id} from a form: the same rules (a running mailing may change only
+    its end time and send window), errors by field."""
+    granted = access.access_for(request, principal, access.EDIT)
+    mailing = await mailings.get(session, mailing_id)
+    form = MailingForm.parse(await request.form())
+    data = form.validate()
+    if data is None:
+        return _form_page(request, form, mailing=mailing, status_code=422)
+    notify = request.app.state.engine_signal.notify
+    try:
+        await mailings.replace(session, mailing_id, data=data, clock=clock, notify=notify)
+    except NotFound:
+        raise
+    except AppError as exc:
+        await session.rollback()
+        form.refused(exc)
+        mailing = await mailings.get(session, mailing_id)
+        return _form_page(request, form, mailing=mailing, status_code=exc.status_code)
+    await access.record(session, access=granted, clock=clock, params={"mailing_id": mailing_id})
+    flash(request, "ok", f"Mailing {mailing_id} was saved.")
+    return redirect(f"{UI_PREFIX}/mailings/{mailing_id}")
 
 
 def _actions(request: Request, principal: UiPrincipal, mailing: Mailing) -> list[str]:
@@ -269,6 +310,8 @@ async def mailing_page(
             "status_filter": message_status.value if message_status else "",
             "statuses": [s.value for s in MessageStatus],
             "actions": _actions(request, principal, mailing),
+            "can_edit": mailing.status not in (MailingStatus.completed, MailingStatus.cancelled)
+            and access.allowed(request, principal, access.EDIT),
         },
     )
 
@@ -311,8 +354,8 @@ async def delete_mailing(
     except AppError as exc:
         raise ActionRefused(exc.body().detail, f"{UI_PREFIX}/mailings/{mailing_id}") from exc
     await access.record(session, access=granted, clock=clock, params={"mailing_id": mailing_id})
-    _flash(request, "ok", f"Mailing {mailing_id} was deleted.")
-    return _redirect(f"{UI_PREFIX}/mailings")
+    flash(request, "ok", f"Mailing {mailing_id} was deleted.")
+    return redirect(f"{UI_PREFIX}/mailings")
 
 
 @pages.post("/mailings/{mailing_id}/{action}")
@@ -342,37 +385,14 @@ async def mailing_action(
     except AppError as exc:
         raise ActionRefused(exc.body().detail, here) from exc
     await access.record(session, access=granted, clock=clock, params={"mailing_id": mailing_id})
-    _flash(request, "ok", f"Mailing {mailing_id} was {_DONE[action]}.")
-    return _redirect(here)
+    flash(request, "ok", f"Mailing {mailing_id} was {_DONE[action]}.")
+    return redirect(here)
 
 
 router.include_router(pages)
 
 
 # --- wiring ----------------------------------------------------------------------------------
-
-
-def _is_ui(request: Request) -> bool:
-    path = request.url.path
-    return path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
-
-
-def _error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
-    return render(
-        request,
-        "error.html",
-        {"status_code": status_code, "detail": detail},
-        status_code=status_code,
-    )
-
-
-async def _delegate(handler: Any, request: Request, exc: Exception) -> Response:
-    """Answer as the API's own handler would (it may be sync or async)."""
-    answer = handler(request, exc)
-    if inspect.isawaitable(answer):
-        answer = await answer
-    assert isinstance(answer, Response)
-    return answer
 
 
 def install(app: FastAPI) -> None:
@@ -385,45 +405,4 @@ def install(app: FastAPI) -> None:
         return await session_key(app.state.sessionmaker, app.state.settings, app.state.clock)
 
     app.add_middleware(UiSessions, load_key=load_key)
-
-    api_app_error = app.exception_handlers[AppError]
-    api_http_error = app.exception_handlers[StarletteHTTPException]
-    api_validation_error = app.exception_handlers[RequestValidationError]
-
-    async def on_sign_in_required(request: Request, _exc: Exception) -> Response:
-        target = f"{UI_PREFIX}/sign-in?" + urlencode({"next": request.url.path})
-        if request.headers.get("HX-Request"):  # htmx: make the whole page go there
-            return Response(status_code=204, headers={"HX-Redirect": target})
-        return _redirect(target)
-
-    async def on_refused(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ActionRefused)
-        _flash(request, "error", exc.detail)
-        return _redirect(exc.location)
-
-    async def on_app_error(request: Request, exc: Exception) -> Response:
-        if not _is_ui(request):
-            return await _delegate(api_app_error, request, exc)
-        assert isinstance(exc, AppError)
-        return _error_page(request, exc.status_code, exc.body().detail)
-
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        if not _is_ui(request):
-            return await _delegate(api_http_error, request, exc)
-        assert isinstance(exc, StarletteHTTPException)
-        detail = "There is no such page." if exc.status_code == 404 else str(exc.detail)
-        return _error_page(request, exc.status_code, detail)
-
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        if not _is_ui(request):
-            return await _delegate(api_validation_error, request, exc)
-        assert isinstance(exc, RequestValidationError)
-        if any(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
-            return _error_page(request, 404, "There is no such page.")
-        return _error_page(request, 422, "The address has a value this page cannot use.")
-
-    app.add_exception_handler(access.SignInRequired, on_sign_in_required)
-    app.add_exception_handler(ActionRefused, on_refused)
-    app.add_exception_handler(AppError, on_app_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
+    install_error_pages(app)

@@ -89,7 +89,7 @@ def _as_id(value: Any) -> int | None:
     return None
 
 
-def _track_inserts(session: AsyncSession) -> list[Any]:
+def track_inserts(session: AsyncSession) -> list[Any]:
     """The ORM objects the session inserts from now on, in order."""
     inserted: list[Any] = []
 
@@ -125,7 +125,7 @@ async def record_writes(
     if not access.is_write:
         yield
         return
-    inserted = _track_inserts(session)
+    inserted = track_inserts(session)
     yield
     # Reached only when the endpoint succeeded.
     await write_entry(
