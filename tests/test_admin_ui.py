@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from notiflow.config import Settings
 from tests.conftest import TOKEN
 from tests.delivery_support import LiveClock, ThreadedSandbox, wait_for
 from tests.helpers import make_mailing
@@ -553,3 +554,23 @@ async def test_a_read_token_cannot_create_or_edit(
     form = {"csrf_token": csrf, "text": "x", "start_time": "2030-01-01T00:00"}
     assert (await ui.post("/ui/mailings/new", data=form)).status_code == 403
     assert (await api.get("/api/v1/mailings")).json()["total"] == 1
+
+
+async def test_no_database_is_a_503_not_a_500(tmp_path: Any) -> None:
+    """The first page needs the session key from the database: when it cannot be read, the
+    answer says so."""
+    from notiflow.app import create_app
+
+    missing = tmp_path / "no-such-dir" / "notiflow.db"
+    app = create_app(
+        Settings(database_url=f"sqlite+aiosqlite:///{missing}", _env_file=None),
+        clock=LiveClock(),
+    )
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            response = await client.get("/ui/sign-in")
+        assert response.status_code == 503
+        assert "database is unavailable" in response.text
+    finally:
+        await app.state.db_engine.dispose()

@@ -9,18 +9,22 @@ the session. Its key is NOTIFLOW_SESSION_SECRET, or one generated once and store
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from notiflow.admin import repository
 from notiflow.config import Settings
 from notiflow.core.clock import Clock
 from notiflow.db.session import transaction
+
+log = logging.getLogger("notiflow.ui")
 
 UI_PREFIX = "/ui"
 COOKIE = "notiflow_ui"
@@ -82,7 +86,17 @@ class UiSessions:
         if self._plain is None or self._secure is None:
             async with self._lock:
                 if self._plain is None or self._secure is None:
-                    key = await self._load_key()
+                    try:
+                        key = await self._load_key()
+                    except (OperationalError, InterfaceError, OSError) as exc:
+                        log.error("the UI's session key could not be read: %s", exc)
+                        unavailable = PlainTextResponse(
+                            "The database is unavailable right now; try again shortly.",
+                            status_code=503,
+                            headers={"Retry-After": "1"},
+                        )
+                        await unavailable(scope, receive, send)
+                        return
                     self._secure = self._make(key, secure=True)
                     self._plain = self._make(key, secure=False)
         middleware = self._secure if scope.get("scheme") == "https" else self._plain
