@@ -339,6 +339,9 @@ def clock(live_clock: LiveClock) -> LiveClock:
     return live_clock
 
 
+AUDIENCE = 60  # at 50 ms a message, two at a time: 1.5 s of sending to look at
+
+
 async def test_pages_show_a_mailing_running_and_then_done(
     app: Any,
     api: httpx.AsyncClient,
@@ -351,7 +354,7 @@ async def test_pages_show_a_mailing_running_and_then_done(
     empty = Html((await ui.get("/ui/")).text)
     assert "No worker is running" in empty.text("provider-state")
 
-    await import_clients(api, 40)
+    await import_clients(api, AUDIENCE)
     provider.configure(latency_ms=50)
     await start_engine(send_concurrency=2)
     mailing = await create_mailing(api, clock)
@@ -363,7 +366,16 @@ async def test_pages_show_a_mailing_running_and_then_done(
     assert polling, "the table does not poll while a mailing runs"
     assert polling[0]["hx-get"].startswith("/ui/mailings/rows")
 
+    fragment = Html((await ui.get(f"/ui/mailings/{mailing_id}/counts")).text)
+    polling = [e for e in fragment.with_attr("hx-trigger") if e.get("id") == "mailing-counts"]
+    assert polling, "the mailing's counts do not poll while it runs"
+    assert polling[0]["hx-get"] == f"/ui/mailings/{mailing_id}/counts"
+
     await wait_for(lambda: completed(api, mailing_id))
+
+    fragment = Html((await ui.get(f"/ui/mailings/{mailing_id}/counts")).text)
+    assert fragment.with_attr("hx-trigger") == []
+    assert f"sent {AUDIENCE}" in fragment.text("counts")
 
     # Once none runs, the fragment it swaps in polls no more.
     rows = Html((await ui.get("/ui/mailings/rows")).text)
@@ -373,11 +385,11 @@ async def test_pages_show_a_mailing_running_and_then_done(
     assert [e["data-mailing"] for e in row] == [str(mailing_id)]
     assert 'value="100"' in listing.text  # the progress bar is full
     assert ">completed<" in listing.text
-    assert "40 sent" in listing.text
-    assert "8/min" in listing.text  # 40 in the last five minutes
+    assert f"{AUDIENCE} sent" in listing.text
+    assert f"{AUDIENCE // 5}/min" in listing.text  # all of them in the last five minutes
 
     dashboard = Html((await ui.get("/ui/")).text)
-    assert dashboard.text("sent-today") == "40"
+    assert dashboard.text("sent-today") == str(AUDIENCE)
     assert dashboard.text("failed-today") == "0"
     assert dashboard.text("provider-state") == "ok"
     by_status = {e["data-status"]: e for e in dashboard.with_attr("data-status")}
@@ -387,21 +399,21 @@ async def test_pages_show_a_mailing_running_and_then_done(
     detail = Html((await ui.get(f"/ui/mailings/{mailing_id}")).text)
     assert detail.text("mailing-status") == "completed"
     counts = detail.text("counts")
-    assert "total 40" in counts
-    assert "sent 40" in counts
-    assert detail.text("messages").count("sent") >= 40
+    assert f"total {AUDIENCE}" in counts
+    assert f"sent {AUDIENCE}" in counts
+    assert detail.text("messages").count("sent") >= 50  # a page of them
     # paging and the status filter
     failed_only = Html((await ui.get(f"/ui/mailings/{mailing_id}?status=failed")).text)
     assert "messages" not in failed_only.text_of
     second = await ui.get(f"/ui/mailings/{mailing_id}?offset=30")
-    assert Html(second.text).text("messages").count("7900") == 10
+    assert Html(second.text).text("messages").count("7900") == AUDIENCE - 30
 
     export = await ui.get(f"/ui/mailings/{mailing_id}/messages.csv")
     assert export.status_code == 200
     assert export.headers["content-type"].startswith("text/csv")
     api_export = await api.get(f"/api/v1/mailings/{mailing_id}/messages", params={"format": "csv"})
     assert export.text == api_export.text
-    assert len(export.text.strip().splitlines()) == 41
+    assert len(export.text.strip().splitlines()) == AUDIENCE + 1
 
     # An API process without an engine of its own shows the provider as the workers see it.
     engine, app.state.engine = app.state.engine, None
@@ -556,14 +568,13 @@ async def test_a_read_token_cannot_create_or_edit(
     assert (await api.get("/api/v1/mailings")).json()["total"] == 1
 
 
-async def test_no_database_is_a_503_not_a_500(tmp_path: Any) -> None:
-    """The first page needs the session key from the database: when it cannot be read, the
-    answer says so."""
+async def test_no_database_is_a_503_not_a_500() -> None:
+    """The first page needs the session key from the database: when it cannot be read (here:
+    nothing listens at the database's port), the answer says so."""
     from notiflow.app import create_app
 
-    missing = tmp_path / "no-such-dir" / "notiflow.db"
     app = create_app(
-        Settings(database_url=f"sqlite+aiosqlite:///{missing}", _env_file=None),
+        Settings(database_url="postgresql://postgres@127.0.0.1:9/none", _env_file=None),
         clock=LiveClock(),
     )
     try:

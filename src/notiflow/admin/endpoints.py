@@ -310,8 +310,29 @@ async def mailing_page(
             "status_filter": message_status.value if message_status else "",
             "statuses": [s.value for s in MessageStatus],
             "actions": _actions(request, principal, mailing),
+            "poll_seconds": POLL_SECONDS,
             "can_edit": mailing.status not in (MailingStatus.completed, MailingStatus.cancelled)
             and access.allowed(request, principal, access.EDIT),
+        },
+    )
+
+
+@pages.get("/mailings/{mailing_id}/counts")
+async def mailing_counts(
+    request: Request, mailing_id: MailingId, session: SessionDep
+) -> HTMLResponse:
+    """The counts of a mailing's page alone, which polls itself while the mailing runs."""
+    mailing = await mailings.get(session, mailing_id)
+    summary = await stats.for_mailing(session, mailing_id)
+    return render(
+        request,
+        "_mailing_counts.html",
+        {
+            "mailing": mailing,
+            "summary": summary,
+            "progress": _progress(summary.stats),
+            "statuses": [s.value for s in MessageStatus],
+            "poll_seconds": POLL_SECONDS,
         },
     )
 
