@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 import time
 from collections import Counter
@@ -125,24 +124,28 @@ async def wait_until(predicate: Callable[[], bool], *, within: float = 10.0) -> 
     await wait_for(check, within=within)
 
 
-_ATTEMPT = re.compile(
-    r"^send mailing_id=\d+ message_id=(\d+) client_id=\S+ verdict=(\w+) error=(.*)$"
-)
 ANSWER_LOST = {"timeout", "connection lost"}
 # Attempts that may never have reached the provider: a timeout before the request got there (a
 # busy machine), a kept-alive connection the provider had closed, a refused connection.
 MAYBE_UNSEEN = ANSWER_LOST | {"connection refused", "connection error"}
 
 
+def attempts(engine_log: Sequence[logging.LogRecord]) -> list[tuple[int, str | None]]:
+    """(message id, error kind) of every attempt, from the engine's DEBUG ``send attempt`` line
+    (its fields are attributes of the record)."""
+    return [
+        (record.message_id, record.error)  # type: ignore[attr-defined]
+        for record in engine_log
+        if record.name == "notiflow.engine" and record.msg == "send attempt"
+    ]
+
+
 def attempts_maybe_unseen(engine_log: Sequence[logging.LogRecord]) -> Counter[int]:
     """Per message, how many of its attempts ended in a way that may have left the provider
     without a request (from the engine's DEBUG line per attempt)."""
-    unseen: Counter[int] = Counter()
-    for record in engine_log:
-        match = _ATTEMPT.match(record.getMessage())
-        if match and match.group(3) in MAYBE_UNSEEN:
-            unseen[int(match.group(1))] += 1
-    return unseen
+    return Counter(
+        message_id for message_id, error in attempts(engine_log) if error in MAYBE_UNSEEN
+    )
 
 
 def assert_accepted_twice_only_when_the_answer_was_lost(
@@ -156,11 +159,7 @@ def assert_accepted_twice_only_when_the_answer_was_lost(
     and the sandbox's log, where every request it took without the answer getting out must be
     one the engine saw as lost.
     """
-    lost: Counter[int] = Counter()
-    for record in engine_log:
-        match = _ATTEMPT.match(record.getMessage())
-        if match and match.group(3) in ANSWER_LOST:
-            lost[int(match.group(1))] += 1
+    lost = Counter(message_id for message_id, error in attempts(engine_log) if error in ANSWER_LOST)
     received = sandbox.received
     accepted = Counter(e.id for e in received if e.outcome == "ok" and e.id is not None)
     for message_id, times in accepted.items():

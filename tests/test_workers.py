@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -62,6 +62,13 @@ class Workers:
 
     def log(self, index: int) -> str:
         return (self.tmp / f"worker-{index}.log").read_text()
+
+    def stopped_line(self, index: int) -> dict[str, Any]:
+        """The worker's JSON log line saying it stopped (its log goes to a file: JSON lines)."""
+        for line in self.log(index).splitlines():
+            if line.startswith("{") and json.loads(line)["event"] == "engine stopped":
+                return json.loads(line)  # type: ignore[no-any-return]
+        raise AssertionError(f"worker {index} did not log that it stopped")
 
     def stop_all(self) -> None:
         for process in self.processes:
@@ -185,10 +192,7 @@ async def test_workers_share_the_queue_without_duplicates(
     accepted = provider.accepted()
     assert len(accepted) == len(set(accepted)) == 3000
     workers.stop_all()
-    sent_by = [
-        int(re.search(r"engine stopped .* sent=(\d+)", workers.log(i)).group(1))  # type: ignore[union-attr]
-        for i in range(count)
-    ]
+    sent_by = [workers.stopped_line(i)["sent"] for i in range(count)]
     assert sum(sent_by) == 3000
     assert all(n > 0 for n in sent_by), sent_by
 

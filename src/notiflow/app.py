@@ -25,6 +25,7 @@ from notiflow.config import Settings
 from notiflow.core.body_limit import TooLargeAsJson, too_large_handler
 from notiflow.core.clock import Clock, utcnow
 from notiflow.core.errors import install_error_handlers
+from notiflow.core.request_context import RequestContext, bind_path_ids
 from notiflow.core.routes import API_PREFIX, RouteIndex
 from notiflow.db.engine import create_engine, create_sessionmaker
 from notiflow.delivery.engine import Engine
@@ -70,6 +71,10 @@ field.
 import's, `NOTIFLOW_IMPORT_MAX_BYTES` (64 MiB). A larger one is refused with `413`, never read
 past the limit.
 
+**Request ids.** Every answer carries `X-Request-ID`: the request's own header when it is 1 to
+100 printable ASCII characters without spaces, else a generated one. The server's log lines about
+the request carry it as `request_id`.
+
 **Time.** Timestamps are ISO 8601; input without an offset is UTC; output is UTC with `Z`.
 
 **Lists** take `limit` (default 100, at most 1000) and `offset`, and answer
@@ -105,10 +110,10 @@ async def _start_delivery(app: FastAPI, settings: Settings, clock: Clock) -> San
         sandbox = Sandbox(FaultConfig(token=token))
         url = await sandbox.start("127.0.0.1", 0)
         log.warning(
-            "NOTIFLOW_PROVIDER_URL is not set: messages go to the built-in sandbox provider at %s "
+            "NOTIFLOW_PROVIDER_URL is not set: messages go to the built-in sandbox provider "
             "(nothing leaves this machine). Set NOTIFLOW_PROVIDER_URL and "
             "NOTIFLOW_PROVIDER_TOKEN to send for real.",
-            url,
+            extra={"provider_url": url},
         )
     delivery = Engine(
         settings=settings,
@@ -126,24 +131,33 @@ async def _start_delivery(app: FastAPI, settings: Settings, clock: Clock) -> San
 
 
 def api_dependencies() -> list[Any]:
-    """What every /api/v1 route runs first: a token whose role allows the route
+    """What every /api/v1 route runs first: the ids of its path bound to the request's log
+    context (notiflow.core.request_context), a token whose role allows the route
     (notiflow.auth.roles), then, for a write that succeeds, its audit entry in the request's
-    transaction (notiflow.audit.recorder). Routers included under the /api/v1 router get both."""
-    return [Depends(require_token), Depends(record_writes, scope="function")]
+    transaction (notiflow.audit.recorder). Routers included under the /api/v1 router get all."""
+    return [
+        Depends(bind_path_ids),
+        Depends(require_token),
+        Depends(record_writes, scope="function"),
+    ]
 
 
 class _App(FastAPI):
     """FastAPI with :class:`TooLargeAsJson` around its whole middleware stack, outside the body
     limiter, whose own plain-text 413 (a Content-Length over the limit) it gives our error shape;
-    and the request metrics around everything, so that they count that 413 too."""
+    and the request metrics around that, so that they count that 413 too; and
+    :class:`RequestContext` outside everything, so every line a request logs (its errors too)
+    carries its request_id, and every answer its X-Request-ID."""
 
     def build_middleware_stack(self) -> ASGIApp:
         metrics: Metrics = self.state.metrics
-        return HttpMetricsMiddleware(
-            TooLargeAsJson(super().build_middleware_stack()),
-            metrics=metrics.http(),
-            index=lambda: self.state.route_index,
-            routes=self.routes,
+        return RequestContext(
+            HttpMetricsMiddleware(
+                TooLargeAsJson(super().build_middleware_stack()),
+                metrics=metrics.http(),
+                index=lambda: self.state.route_index,
+                routes=self.routes,
+            )
         )
 
     def openapi(self) -> dict[str, Any]:

@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Manage API tokens stored in the database.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+report_app = typer.Typer(help="The daily statistics e-mail.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 log = logging.getLogger("notiflow")
 T = TypeVar("T")
@@ -63,7 +65,7 @@ def _settings() -> Settings:
             lines.append(f"  {name}: {error['msg'].removeprefix('Value error, ')}")
         typer.echo("\n".join(lines), err=True)
         raise typer.Exit(code=2) from None
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return settings
 
 
@@ -166,7 +168,7 @@ def _run_api(host: str, port: int, *, engine: bool) -> None:
     from notiflow.db.migrate import upgrade
 
     settings = _database_settings()
-    log.info("database: %s", _redacted(settings.database_url))
+    log.info("database", extra={"database_url": _redacted(settings.database_url)})
     upgrade(settings.database_url)
     _banner(settings, host, port, _ensure_token(settings), engine=engine)
     application = create_app(settings, run_engine=engine)
@@ -178,6 +180,7 @@ def _run_api(host: str, port: int, *, engine: bool) -> None:
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through Notiflow's handler (notiflow.logging)
         access_log=settings.log_level == "DEBUG",
         timeout_graceful_shutdown=int(settings.provider_timeout) + 5,
     )
@@ -245,7 +248,8 @@ def worker() -> None:
             sandbox = Sandbox(FaultConfig(token=token))
             url = await sandbox.start("127.0.0.1", 0)
             log.warning(
-                "NOTIFLOW_PROVIDER_URL is not set: sending to a built-in sandbox at %s", url
+                "NOTIFLOW_PROVIDER_URL is not set: sending to a built-in sandbox",
+                extra={"provider_url": url},
             )
         delivery = Engine(
             settings=settings,
@@ -412,6 +416,134 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="Id from `token li
         typer.echo(f"no token with id {token_id}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"token {token_id} revoked")
+
+
+@report_app.command("send")
+def report_send(
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            metavar="YYYY-MM-DD",
+            help="The day, in NOTIFLOW_REPORT_TIMEZONE; default: yesterday.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the report (its text part); send nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send it even if it was sent already.")
+    ] = False,
+) -> None:
+    """Send the daily report of one day now, to NOTIFLOW_REPORT_TO, or print it.
+
+    The engines of `serve` and `worker` send it by themselves every day at NOTIFLOW_REPORT_TIME;
+    this sends it by hand (a day that was skipped, or again with --force). A report sent here
+    counts as that day's: the engines do not send it again.
+    """
+    from datetime import date
+
+    from notiflow.db.migrate import upgrade
+    from notiflow.reports import by_hand
+
+    try:
+        wanted = date.fromisoformat(day) if day is not None else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--date"
+        ) from None
+    settings = _database_settings()
+    if not dry_run and not settings.report_to:
+        typer.echo(
+            "NOTIFLOW_REPORT_TO is not set: nobody to send the report to (--dry-run prints it)",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    upgrade(settings.database_url)
+    answer = asyncio.run(by_hand.send(settings, day=wanted, dry_run=dry_run, force=force))
+    typer.echo(answer.out, nl=False)
+    typer.echo(answer.err, nl=False, err=True)
+    raise typer.Exit(code=answer.code)
+
+
+@app.command()
+def logs(
+    file: Annotated[
+        str,
+        typer.Argument(metavar="FILE", help="A JSON log written by Notiflow; '-' or none: stdin."),
+    ] = "-",
+    mailing: Annotated[
+        int | None,
+        typer.Option("--mailing", min=1, help="Every line about this mailing (its messages' too)."),
+    ] = None,
+    message: Annotated[
+        int | None,
+        typer.Option(
+            "--message",
+            min=1,
+            help="This message's lines, and those of its mailing that name no message.",
+        ),
+    ] = None,
+    client: Annotated[
+        int | None,
+        typer.Option(
+            "--client",
+            min=1,
+            help="This client's lines (its messages' too), and those of their mailings that "
+            "name no message.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the matching lines as they are (JSON).")
+    ] = False,
+) -> None:
+    """Tell the story of one mailing, message or client from a JSON log, in time order.
+
+    Reads the log Notiflow writes on stderr (JSON unless it is a terminal, or with
+    NOTIFLOW_LOG_FORMAT=json) from FILE or stdin, e.g. notiflow logs --message 42 notiflow.log
+
+    Lines that are not JSON are skipped and counted on stderr. Exit code 1 when no line matches.
+    """
+    import io
+    import sys
+
+    from notiflow.log_search import Subject, read_story, readable
+
+    chosen = [
+        (subject, ident)
+        for subject, ident in (
+            (Subject.mailing, mailing),
+            (Subject.message, message),
+            (Subject.client, client),
+        )
+        if ident is not None
+    ]
+    if len(chosen) != 1:
+        typer.echo("give exactly one of --mailing, --message, --client", err=True)
+        raise typer.Exit(code=2)
+    subject, ident = chosen[0]
+    if file == "-":
+        binary = getattr(sys.stdin, "buffer", None)
+        stdin = sys.stdin
+        if binary is not None:  # undecodable bytes make a line that is not JSON, not an error
+            stdin = io.TextIOWrapper(binary, encoding="utf-8", errors="replace")
+        story = read_story(stdin, subject, ident)
+    else:
+        try:
+            with open(file, encoding="utf-8", errors="replace") as stream:
+                story = read_story(stream, subject, ident)
+        except OSError as exc:
+            typer.echo(f"cannot read {file}: {exc.strerror}", err=True)
+            raise typer.Exit(code=2) from None
+    for line in story.lines:
+        typer.echo(line.text if as_json else readable(line))
+    if story.skipped:
+        what = "line that is" if story.skipped == 1 else "lines that are"
+        typer.echo(f"skipped {story.skipped} {what} not JSON", err=True)
+    if not story.lines:
+        typer.echo(f"no line about {subject.value} {ident}", err=True)
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import time, timedelta
 from functools import cached_property
 from typing import Annotated
 
@@ -11,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from notiflow.core.timezones import normalize_timezone
+from notiflow.logging import LogFormat
+from notiflow.reports.smtp_url import SmtpTarget, check_address, parse_smtp_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./notiflow.db"
 _DATABASE_FORMS = (
@@ -36,6 +40,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # Errors name the setting and what is wrong, never the value: URLs carry passwords.
+        hide_input_in_errors=True,
     )
 
     database_url: str = Field(
@@ -85,6 +91,13 @@ class Settings(BaseSettings):
         ),
     )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    log_format: LogFormat = Field(
+        default=LogFormat.auto,
+        description=(
+            "How log lines are written on stderr: json (one JSON object per line), console "
+            "(readable key=value), or auto: console on a terminal, json anywhere else."
+        ),
+    )
 
     # --- the provider -------------------------------------------------------------------------
     provider_url: str | None = Field(
@@ -221,6 +234,42 @@ class Settings(BaseSettings):
         default=16, ge=1, le=1000, description="Webhook deliveries in flight at once, per worker."
     )
 
+    # --- the daily report -----------------------------------------------------------------------
+    report_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses the daily report is sent to; empty: no report.",
+    )
+    report_from: str = Field(
+        default="",
+        max_length=300,
+        description="The From address of the daily report; required with NOTIFLOW_REPORT_TO.",
+    )
+    report_timezone: str = Field(
+        default="UTC", description="Time zone of the report's day and of NOTIFLOW_REPORT_TIME."
+    )
+    report_time: time = Field(
+        default=time(7, 0),
+        description="When the report of the previous day is sent: HH:MM in the report time zone.",
+    )
+    report_max_late: timedelta = Field(
+        default=timedelta(hours=6),
+        gt=timedelta(0),
+        le=timedelta(days=7),
+        description="A report that could not be sent this long after NOTIFLOW_REPORT_TIME is "
+        "skipped, with a warning: seconds, HH:MM:SS or an ISO 8601 duration (PT6H).",
+    )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="The SMTP server of the daily report: smtp://[user:password@]host[:port] "
+        "(STARTTLS when credentials are given or ?starttls=yes), smtps://… (implicit TLS).",
+    )
+    smtp_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=120,
+        description="Seconds one SMTP operation (connecting, each command) may take.",
+    )
+
     @field_validator("api_tokens", "api_send_tokens", "api_read_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
@@ -250,7 +299,49 @@ class Settings(BaseSettings):
             raise ValueError(f"not a valid database URL: {_DATABASE_FORMS}") from None
         return url
 
-    @field_validator("default_timezone")
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [address.strip() for address in value.split(",") if address.strip()]
+        return value
+
+    @field_validator("report_to")
+    @classmethod
+    def _check_recipients(cls, value: list[str]) -> list[str]:
+        return [check_address(address) for address in value]
+
+    @field_validator("report_from")
+    @classmethod
+    def _check_sender(cls, value: str) -> str:
+        return check_address(value) if value.strip() else ""
+
+    @field_validator("report_time", mode="before")
+    @classmethod
+    def _parse_report_time(cls, value: object) -> object:
+        if isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
+            if match is None or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+                raise ValueError("must be a time of day as HH:MM, from 00:00 to 23:59")
+            return time(int(match.group(1)), int(match.group(2)))
+        return value
+
+    @field_validator("report_max_late", mode="before")
+    @classmethod
+    def _seconds_as_duration(cls, value: object) -> object:
+        if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+            return float(value)
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_smtp_url(value.get_secret_value())  # raises ValueError, never with the password
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("default_timezone", "report_timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
         return normalize_timezone(value)
@@ -263,6 +354,11 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _lease_outlives_a_request(self) -> Settings:
         if self.send_lease_seconds < 2 * self.provider_timeout:
@@ -271,6 +367,21 @@ class Settings(BaseSettings):
                 "only while its worker surely holds its lease until the request's timeout"
             )
         return self
+
+    @model_validator(mode="after")
+    def _report_needs_a_server(self) -> Settings:
+        if self.report_to and self.smtp_url is None:
+            raise ValueError("NOTIFLOW_REPORT_TO is set: NOTIFLOW_SMTP_URL must be set too")
+        if self.report_to and not self.report_from:
+            raise ValueError("NOTIFLOW_REPORT_TO is set: NOTIFLOW_REPORT_FROM must be set too")
+        return self
+
+    @property
+    def smtp(self) -> SmtpTarget | None:
+        """The SMTP server of the daily report, parsed (None when NOTIFLOW_SMTP_URL is unset)."""
+        if self.smtp_url is None:
+            return None
+        return parse_smtp_url(self.smtp_url.get_secret_value())
 
     @cached_property
     def is_sqlite(self) -> bool:

@@ -13,16 +13,22 @@ is ``mailing.cancel`` on the mailing of the path, ``POST /api/v1/clients/import`
 ``client.import``, ``DELETE /api/v1/tokens/{token_id}`` is ``token.delete``. A create's object id
 is that of the row the request inserted into the collection's table (an ORM insert seen at
 flush). Services may add to the detail with ``notiflow.audit.notes.note``.
+
+Each entry is also logged at INFO (``api write``) once its transaction has committed: who (the
+token's name), what (the action, method and route), the object's id as ``<type>_id`` (a create's
+too) and the notes but a phone; the request's context adds its request_id and path ids.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
 from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,12 +37,15 @@ from sqlalchemy.orm import Session, UOWTransaction
 from notiflow.audit import service
 from notiflow.audit.notes import take_notes
 from notiflow.auth.dependencies import Access, AccessDep
+from notiflow.core.request_context import sane_request_id
 from notiflow.core.routes import API_PREFIX
+from notiflow.db.session import on_commit
 from notiflow.deps import ClockDep, SessionDep
+
+log = logging.getLogger("notiflow.api")
 
 _VERBS = {"POST": "create", "PUT": "replace", "PATCH": "update", "DELETE": "delete"}
 _MAX_ID = 2**63 - 1
-_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,100}$")
 _LONG_DIGITS = re.compile(r"\d{7,}")  # a phone, in any form, in a path parameter
 
 
@@ -114,8 +123,29 @@ def _created_id(target: Target, inserted: list[Any]) -> int | None:
 
 
 def _request_id(request: Request) -> str | None:
-    value = request.headers.get("x-request-id")
-    return value if value is not None and _REQUEST_ID.match(value) else None
+    """The X-Request-ID the client sent, if sane (the one the log context holds then)."""
+    return sane_request_id(request.headers.get("x-request-id"))
+
+
+def _object_ids(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if key.endswith("_id")}
+
+
+def _log_fields(
+    access: Access, target: Target, object_id: int | None, notes: dict[str, Any]
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "actor": access.principal.name,
+        "action": target.action,
+        "method": access.method,
+        "route": access.route,
+    }
+    if object_id is not None and target.object_type is not None:
+        fields[f"{target.object_type.replace('-', '_')}_id"] = object_id
+    shown = {key: value for key, value in notes.items() if key != "phone"}  # never at INFO
+    if shown:
+        fields["detail"] = shown
+    return fields
 
 
 async def record_writes(
@@ -171,7 +201,16 @@ async def write_entry(
             for name, value in path_params.items()
         }
     detail.update(extra or {})
-    detail.update(take_notes(session))
+    notes = take_notes(session)
+    detail.update(notes)
+    fields = _log_fields(access, target, object_id, notes)
+
+    def committed() -> None:
+        log.info("api write", extra=fields)
+        if target.creates and object_id is not None:  # the rest of the request is about it
+            structlog.contextvars.bind_contextvars(**_object_ids(fields))
+
+    on_commit(session, committed, first=True)  # who did it, then what the services tell
     await service.record(
         session,
         at=at,

@@ -80,12 +80,14 @@ async def require_token(
         needs = default_role(method, template)
     if not principal.role.allows(needs):
         log.info(
-            "refused %s %s to %s: role %s, needs %s",
-            method,
-            template,
-            principal.name,
-            principal.role.value,
-            needs.value,
+            "api request refused: role too low",
+            extra={
+                "actor": principal.name,
+                "method": method,
+                "route": template,
+                "role": principal.role.value,
+                "needs": needs.value,
+            },
         )
         raise Forbidden(
             f"this token's role is {principal.role.value!r}; "

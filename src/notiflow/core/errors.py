@@ -200,13 +200,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(socket.gaierror)
     @app.exception_handler(TimeoutError)
     async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        log.error(
+            "database unavailable",
+            extra={"method": request.method, "path": request.url.path, "error": str(exc)},
+        )
         body = ErrorBody(detail="the database is unavailable right now; try again shortly")
         return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error", extra={"method": request.method, "path": request.url.path})
         body = ErrorBody(detail="internal error; the server log has the details")
         return JSONResponse(body.model_dump(), status_code=500)
 

@@ -20,8 +20,14 @@ _AFTER_COMMIT = "notiflow.after_commit"
 _LISTENERS = "notiflow.listeners"
 
 
-def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
-    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+def on_commit(session: AsyncSession, callback: Callable[[], None], *, first: bool = False) -> None:
+    """Call ``callback`` once the transaction has committed: after those registered before it,
+    or, with ``first``, before them."""
+    callbacks: list[Callable[[], None]] = session.info.setdefault(_AFTER_COMMIT, [])
+    if first:
+        callbacks.insert(0, callback)
+    else:
+        callbacks.append(callback)
 
 
 def subscribe(

@@ -1,5 +1,5 @@
-"""The delivery engine of one process: scheduler + sender + webhook dispatcher (+ LISTEN on
-PostgreSQL).
+"""The delivery engine of one process: scheduler + sender + webhook dispatcher (+ the daily
+report when configured, + LISTEN on PostgreSQL).
 
 ``notiflow serve`` runs it beside the API; ``notiflow worker`` runs it alone. Any number of
 engines may share one PostgreSQL database. Each of its loops survives any error of its own (with
@@ -38,6 +38,7 @@ from notiflow.webhooks.subscriptions import Subscriptions
 
 if TYPE_CHECKING:
     from notiflow.metrics import Metrics
+    from notiflow.reports.loop import Reporter
 
 log = logging.getLogger("notiflow.engine")
 
@@ -125,6 +126,19 @@ class Engine:
             seconds=settings.worker_heartbeat_seconds,
             state=self._state,
         )
+        # The daily report (off, and not even a loop or an import, without NOTIFLOW_REPORT_TO).
+        self.reporter: Reporter | None = None
+        if settings.report_to:
+            from notiflow.reports.loop import Reporter
+            from notiflow.reports.sender import ReportSender
+
+            self.reporter = Reporter(
+                sender=ReportSender(
+                    settings=settings, sessionmaker=sessionmaker, clock=clock, worker=self.worker
+                ),
+                clock=clock,
+                loops=self.loops,
+            )
         self._unsubscribe: list[Callable[[], None]] = []
         self.metrics.watch(self)
 
@@ -139,10 +153,12 @@ class Engine:
 
     async def _run(self) -> None:
         log.info(
-            "engine started worker=%s provider=%s concurrency=%s",
-            self.worker,
-            self.provider.base_url,
-            self.settings.send_concurrency,
+            "engine started",
+            extra={
+                "worker": self.worker,
+                "provider_url": self.provider.base_url,
+                "concurrency": self.settings.send_concurrency,
+            },
         )
         stop, loops = self._stop, self.loops
         parts = [
@@ -150,6 +166,9 @@ class Engine:
             supervise("sender", lambda: self.sender.run(stop), stop=stop, loops=loops),
             supervise("webhooks", lambda: self.webhooks.run(stop), stop=stop, loops=loops),
         ]
+        reporter = self.reporter
+        if reporter is not None:
+            parts.append(supervise("report", lambda: reporter.run(stop), stop=stop, loops=loops))
         if not self.settings.is_sqlite:  # LISTEN/NOTIFY wakes workers across processes
             parts.append(
                 supervise(
@@ -167,7 +186,7 @@ class Engine:
             for unsubscribe in self._unsubscribe:
                 unsubscribe()
             await self.heartbeat.stop()  # marks this worker stopped
-        log.info("engine stopped worker=%s sent=%s", self.worker, self.sender.sent)
+        log.info("engine stopped", extra={"worker": self.worker, "sent": self.sender.sent})
 
     def _woken(self, payload: str = "") -> None:
         halt = parse_halt(payload)

@@ -64,9 +64,17 @@ class ProviderGate:
             return 0
         if self._auth_paused_until is not None:
             return 1 if self._monotonic() >= self._auth_paused_until else 0
-        if self.breaker.state is BreakerState.closed:
+        breaker = self.breaker
+        if breaker.state is BreakerState.closed:
             return -1
-        return 1 if self.breaker.ready_to_probe() else 0
+        before = breaker.state
+        ready = breaker.ready_to_probe()
+        if breaker.state is not before:
+            log.warning(
+                "circuit breaker half-open: one probe goes to the provider",
+                extra={"breaker": breaker.state.value, "previous": before.value},
+            )
+        return 1 if ready else 0
 
     def admit(self) -> Ticket | None:
         budget = self.budget()
@@ -95,10 +103,13 @@ class ProviderGate:
         if outcome.verdict is Verdict.unauthorized:
             if self._auth_paused_until is None:
                 log.error(
-                    "the provider refused the token (%s): sending is paused, messages stay "
-                    "pending; check NOTIFLOW_PROVIDER_TOKEN. Probing every %.0f s.",
-                    outcome.detail,
-                    self._auth_retry,
+                    "the provider refused the token: sending is paused, messages stay pending; "
+                    "check NOTIFLOW_PROVIDER_TOKEN",
+                    extra={
+                        "provider_state": "unauthorized",
+                        "error": outcome.detail,
+                        "probe_every_seconds": self._auth_retry,
+                    },
                 )
             if self._auth_paused_until is None or ticket is Ticket.probe:
                 self._auth_paused_until = self._monotonic() + self._auth_retry
@@ -107,7 +118,10 @@ class ProviderGate:
         if ticket is Ticket.probe and self._auth_paused_until is not None:
             self._auth_paused_until = None
             self.auth_error = None
-            log.warning("the provider accepts the token again: sending resumes")
+            log.warning(
+                "the provider accepts the token again: sending resumes",
+                extra={"provider_state": "ok", "previous": "unauthorized"},
+            )
         ok = not outcome.provider_failed
         if not ok:
             self.failed_attempts += 1
@@ -119,17 +133,12 @@ class ProviderGate:
         elif ticket is Ticket.probe:
             breaker.probe_result(ok)
         if breaker.state is not before:
-            if breaker.state is BreakerState.open and before is BreakerState.closed:
-                log.warning(
-                    "circuit breaker open: the provider is failing (%s); pausing %.1f s",
-                    outcome.detail,
-                    breaker.seconds_until_probe(),
-                )
-            elif breaker.state is BreakerState.open:
-                log.warning(
-                    "circuit breaker: the probe failed (%s); pausing %.1f s",
-                    outcome.detail,
-                    breaker.seconds_until_probe(),
-                )
+            fields: dict[str, object] = {"breaker": breaker.state.value, "previous": before.value}
+            if breaker.state is BreakerState.open:
+                fields.update(error=outcome.detail, pause_seconds=breaker.seconds_until_probe())
+                if before is BreakerState.closed:
+                    log.warning("circuit breaker open: the provider is failing", extra=fields)
+                else:
+                    log.warning("circuit breaker open again: the probe failed", extra=fields)
             elif breaker.state is BreakerState.closed:
-                log.warning("circuit breaker closed: the provider answers again")
+                log.warning("circuit breaker closed: the provider answers again", extra=fields)

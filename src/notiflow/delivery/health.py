@@ -65,10 +65,11 @@ class Loops:
         loop.failures += 1
         loop.error = describe(exc)
         backoff: float = min(BACKOFF_MAX, 0.25 * 2.0 ** min(loop.failures - 1, 10))
-        if is_outage(exc):
-            log.error("%s: %s; retrying in %.1f s", name, loop.error, backoff)
-        else:
-            log.error("%s failed; retrying in %.1f s", name, backoff, exc_info=exc)
+        log.error(
+            "engine loop failed: retrying",
+            extra={"loop": name, "error": loop.error, "retry_in_seconds": backoff},
+            exc_info=None if is_outage(exc) else exc,  # an outage needs no traceback
+        )
         return backoff
 
     def error(self) -> str | None:

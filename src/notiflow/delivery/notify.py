@@ -73,7 +73,7 @@ async def listen(database_url: str, on_notify: Callable[[str], None], stop: asyn
         try:
             connection = await asyncpg.connect(dsn)
             await connection.add_listener(CHANNEL, lambda *args: on_notify(str(args[-1] or "")))
-            log.info("listening for changes (PostgreSQL channel %s)", CHANNEL)
+            log.info("listening for changes", extra={"channel": CHANNEL})
             delay = 0.5
             on_notify("")  # anything may have happened while not listening
             while not stop.is_set() and not connection.is_closed():
@@ -82,7 +82,10 @@ async def listen(database_url: str, on_notify: Callable[[str], None], stop: asyn
                 except TimeoutError:
                     await connection.execute("SELECT 1")
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("LISTEN connection failed (%s); retrying in %.1f s", exc, delay)
+            log.warning(
+                "LISTEN connection failed: retrying",
+                extra={"error": str(exc), "retry_in_seconds": delay},
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, 10.0)

@@ -143,11 +143,9 @@ class Outbox:
             return True
         bad = self._items.pop(0)
         log.error(
-            "could not store the outcome of message_id=%s mailing_id=%s (%s); dropped: its lease "
-            "will expire and it will be tried again",
-            bad.id,
-            bad.mailing_id,
-            bad.status.value,
+            "could not store the outcome of a message; dropped: its lease will expire and it "
+            "will be tried again",
+            extra={"message_id": bad.id, "mailing_id": bad.mailing_id, "status": bad.status.value},
         )
         if len(self._items) <= self._batch:
             self._room.set()
@@ -167,18 +165,19 @@ class Outbox:
                 failures += 1
                 left = deadline - self._monotonic()
                 if left <= 0:
-                    log.error("storing the last outcomes failed: %s", describe(exc))
+                    log.error("storing the last outcomes failed", extra={"error": describe(exc)})
                     break
                 if not is_outage(exc):
                     self._isolate()
                 await asyncio.sleep(min(left, 0.2 * 2 ** min(failures, 5)))
         if self._items:
             log.error(
-                "stopping with %d outcomes not stored; their leases will expire and they will "
-                "be tried again (a message the provider had accepted is then sent twice): "
-                "message_ids=%s",
-                len(self._items),
-                ",".join(str(done.id) for done in self._items),
+                "stopping with outcomes not stored; their leases will expire and they will be "
+                "tried again (a message the provider had accepted is then sent twice)",
+                extra={
+                    "count": len(self._items),
+                    "message_ids": [done.id for done in self._items],
+                },
             )
             self._items.clear()
         async with self.lock:  # the writer may be half-way through a write

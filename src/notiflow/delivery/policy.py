@@ -33,6 +33,7 @@ class Outcome:
     error: str | None = None  # a short kind, bounded in number: "HTTP 503", "timeout", …
     detail: str | None = None  # the longer story for the message's last_error
     retry_after: float | None = None
+    status_code: int | None = None  # the provider's HTTP status; None: no answer came
 
     @property
     def provider_failed(self) -> bool:
@@ -40,7 +41,7 @@ class Outcome:
         return self.verdict is Verdict.retry
 
 
-SENT = Outcome(Verdict.sent)
+SENT = Outcome(Verdict.sent, status_code=200)
 
 
 def _retry_after(value: str | None, now: datetime | None) -> float | None:
@@ -74,25 +75,35 @@ def classify_response(
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return Outcome(
-                Verdict.retry, "invalid response", "HTTP 200 with a body that is not JSON"
+                Verdict.retry,
+                "invalid response",
+                "HTTP 200 with a body that is not JSON",
+                status_code=status,
             )
         if isinstance(data, dict) and data.get("code") == 0 and not isinstance(data["code"], bool):
             return SENT
         return Outcome(
-            Verdict.retry, "invalid response", f"HTTP 200 without code 0: {body[:200]!r}"
+            Verdict.retry,
+            "invalid response",
+            f"HTTP 200 without code 0: {body[:200]!r}",
+            status_code=status,
         )
     snippet = body[:200].decode("utf-8", "replace")
     detail = f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}"
     if status in (401, 403):
-        return Outcome(Verdict.unauthorized, f"HTTP {status}", detail)
+        return Outcome(Verdict.unauthorized, f"HTTP {status}", detail, status_code=status)
     if status == 429 or status == 408 or status >= 500:
         return Outcome(
-            Verdict.retry, f"HTTP {status}", detail, retry_after=_retry_after(retry_after, now)
+            Verdict.retry,
+            f"HTTP {status}",
+            detail,
+            retry_after=_retry_after(retry_after, now),
+            status_code=status,
         )
     if 400 <= status < 500:
-        return Outcome(Verdict.fail, f"HTTP {status}", detail)
+        return Outcome(Verdict.fail, f"HTTP {status}", detail, status_code=status)
     # 1xx/2xx other than 200, 3xx: not what the API promises; try again later.
-    return Outcome(Verdict.retry, f"HTTP {status}", detail)
+    return Outcome(Verdict.retry, f"HTTP {status}", detail, status_code=status)
 
 
 def classify_exception(exc: BaseException) -> Outcome:

@@ -12,7 +12,9 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notiflow.core.clock import Clock
@@ -20,8 +22,34 @@ from notiflow.db.session import transaction
 from notiflow.delivery.health import Loops
 from notiflow.delivery.queue import claims, scheduling
 from notiflow.delivery.signal import EngineSignal
+from notiflow.models import FINAL_STATUSES, MessageStatus
+from notiflow.stats import repository as stats
 
 log = logging.getLogger("notiflow.engine")
+
+# The final statuses, in the order a completed mailing's line gives their counts.
+FINAL = tuple(status.value for status in MessageStatus if status in FINAL_STATUSES)
+TOP_ERRORS = 5  # the error kinds a completed mailing's line names
+
+
+async def _final_counts(session: AsyncSession, mailing_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What became of the messages of mailings just completed: counts by final status, attempts,
+    and the most frequent errors."""
+    rows = await stats.for_mailings(session, mailing_ids)
+    counts: dict[int, dict[str, Any]] = {}
+    for mailing_id in mailing_ids:
+        row = rows.get(mailing_id)
+        if row is None:
+            counts[mailing_id] = {}
+            continue
+        counts[mailing_id] = {
+            "total": row.total,
+            **{status: getattr(row, status) for status in FINAL},
+            "attempts": row.attempts,
+            "retried_messages": row.retried_messages,
+            "errors": dict(await stats.errors(session, mailing_id, limit=TOP_ERRORS)),
+        }
+    return counts
 
 
 class Scheduler:
@@ -53,38 +81,38 @@ class Scheduler:
         """Do everything that is due now; return when something is next due."""
         now = self._clock()
         async with transaction(self._sessionmaker) as session:
-            started = await scheduling.start_due(session, now)
+            started, missed = await scheduling.start_due(session, now)
             pending = await scheduling.unmaterialised(session)
         for mailing_id in started:
-            log.info("mailing started mailing_id=%s", mailing_id)
+            log.info("mailing started", extra={"mailing_id": mailing_id})
+        for mailing_id in missed:
+            log.info(
+                "mailing completed: its whole interval passed before it started",
+                extra={"mailing_id": mailing_id, "total": 0},
+            )
         woke = bool(started)
         for mailing_id in pending:
-            began = time.perf_counter()
-            async with transaction(self._sessionmaker) as session:
-                written = await scheduling.materialise(session, mailing_id, now)
-            if written is not None:
-                woke = True
-                log.info(
-                    "audience written mailing_id=%s messages=%s seconds=%.2f",
-                    mailing_id,
-                    written,
-                    time.perf_counter() - began,
-                )
+            with structlog.contextvars.bound_contextvars(mailing_id=mailing_id):
+                woke = await self._write_audience(mailing_id, now) or woke
         if woke:
             self._wake_sender()
         async with transaction(self._sessionmaker) as session:
             reclaimed = await claims.reclaim_expired_leases(session, now)
         if reclaimed:
-            log.warning("reclaimed messages of a stopped worker count=%s", reclaimed)
+            log.warning("reclaimed the messages of a stopped worker", extra={"count": reclaimed})
             self._wake_sender()
         async with transaction(self._sessionmaker) as session:
             expired = await scheduling.expire_ended(session, now)
-        if expired:
-            log.info("expired messages past end_time count=%s", expired)
+        for mailing_id, count in expired.items():
+            log.info(
+                "messages expired: end_time passed",
+                extra={"mailing_id": mailing_id, "count": count},
+            )
         async with transaction(self._sessionmaker) as session:
             completed = await scheduling.complete_finished(session, now)
+            outcomes = await _final_counts(session, completed)
         for mailing_id in completed:
-            log.info("mailing completed mailing_id=%s", mailing_id)
+            log.info("mailing completed", extra={"mailing_id": mailing_id, **outcomes[mailing_id]})
         async with transaction(self._sessionmaker) as session:
             candidates = [
                 await scheduling.next_start(session),
@@ -93,6 +121,19 @@ class Scheduler:
             ]
         due = [c for c in candidates if c is not None]
         return min(due) if due else None
+
+    async def _write_audience(self, mailing_id: int, now: datetime) -> bool:
+        """Write a started mailing's messages; whether this worker wrote them."""
+        began = time.perf_counter()
+        async with transaction(self._sessionmaker) as session:
+            written = await scheduling.materialise(session, mailing_id, now)
+        if written is None:
+            return False
+        log.info(
+            "audience written",
+            extra={"messages": written, "seconds": round(time.perf_counter() - began, 3)},
+        )
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

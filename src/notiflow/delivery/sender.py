@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notiflow.config import Settings
 from notiflow.core.clock import Clock
 from notiflow.db.session import Lane, transaction
-from notiflow.delivery import decisions
+from notiflow.delivery import decisions, message_log
 from notiflow.delivery.breaker import CircuitBreaker
 from notiflow.delivery.gate import ProviderGate, Ticket
 from notiflow.delivery.health import Loops
@@ -41,6 +41,7 @@ from notiflow.delivery.signal import HaltKind
 from notiflow.delivery.watch import FailureWatch
 from notiflow.mailings.service import pause_by_engine
 from notiflow.metrics.engine import EngineMetrics
+from notiflow.models import MessageStatus
 
 log = logging.getLogger("notiflow.engine")
 
@@ -148,6 +149,8 @@ class Sender:
             else None
         )
         self._background: set[asyncio.Task[None]] = set()
+        # Mailings said to wait for their send window, with the opening then named.
+        self._window_said: dict[int, datetime] = {}
         self._pausing: set[int] = set()  # auto-paused here, not stored yet
         self._rotation = 0
         # Send chains: each task sends claimed messages one after another; the value is the
@@ -200,9 +203,8 @@ class Sender:
             seconds = self._timeout
         if not self.leases.holds(claimed, seconds, now):
             log.warning(
-                "lease of message_id=%s mailing_id=%s ran out before it was sent; given back",
-                claimed.id,
-                mailing_id,
+                "the lease of a message ran out before it was sent; given back",
+                extra=message_log.ids(claimed),
             )
             return decisions.give_back(claimed, at=self._clock()), None
         assert claimed.phone is not None  # before_send settled messages of deleted clients
@@ -210,16 +212,10 @@ class Sender:
         mailing = self._mailings.get(mailing_id)
         began = time.perf_counter()
         outcome = await self._provider.send(claimed.id, claimed.phone, text, seconds=seconds)
-        self._metrics.answered(outcome, time.perf_counter() - began)
+        elapsed = time.perf_counter() - began
+        self._metrics.answered(outcome, elapsed)
         if self._debug:
-            log.debug(
-                "send mailing_id=%s message_id=%s client_id=%s verdict=%s error=%s",
-                mailing_id,
-                claimed.id,
-                claimed.client_id,
-                outcome.verdict.value,
-                outcome.error,
-            )
+            message_log.attempt(claimed, outcome, elapsed)
         if self._watch is not None:
             self._watch_outcome(mailing_id, outcome)
         done = decisions.after_send(
@@ -231,6 +227,8 @@ class Sender:
             rng=self._rng,
             auth_retry_seconds=self._settings.auth_retry_seconds,
         )
+        if outcome.verdict is not Verdict.sent:  # rare: a WARNING for what becomes of it
+            message_log.decision(claimed, outcome, done)
         return done, outcome
 
     def _know(self, mailings: dict[int, ActiveMailing]) -> None:
@@ -264,7 +262,7 @@ class Sender:
                 self._settle_cancelled(claimed)
                 raise
             except Exception as exc:  # a bug must not lose the message: retry it later
-                log.exception("send of message_id=%s crashed", claimed.id)
+                log.exception("the send of a message crashed", extra=message_log.ids(claimed))
                 done = decisions.internal_error(claimed, exc, retry_at=self._retry_later())
             finally:
                 self.gate.settle(ticket, outcome)  # a probe always comes back
@@ -366,16 +364,16 @@ class Sender:
             while not self._stopping:
                 try:
                     async with transaction(self._sessionmaker) as session:
-                        paused = await pause_by_engine(
-                            session, mailing_id, reason=reason, now=self._clock()
-                        )
+                        # Logged (WARNING) by pause_by_engine once stored.
+                        await pause_by_engine(session, mailing_id, reason=reason, now=self._clock())
                 except Exception:
-                    log.exception("auto-pause of mailing_id=%s failed; trying again", mailing_id)
+                    log.exception(
+                        "the auto-pause of a mailing failed; trying again",
+                        extra={"mailing_id": mailing_id},
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
-                if paused:
-                    log.warning("mailing_id=%s paused: %s", mailing_id, reason)
                 return
         finally:
             self._pausing.discard(mailing_id)
@@ -398,6 +396,10 @@ class Sender:
                     if halted.get(m.id, float("-inf")) < began and m.id not in pausing
                 ]
             self._know({m.id: m for m in active})
+            if self._window_said:
+                self._window_said = {
+                    k: v for k, v in self._window_said.items() if k in self._mailings
+                }
             if self._watch is not None:
                 self._watch.retain(self._mailings)
             self._texts = {
@@ -478,12 +480,26 @@ class Sender:
             try:
                 settled = decisions.before_send(item, mailing, now)
             except Exception as exc:  # e.g. a time zone the system no longer knows
-                log.exception("message_id=%s cannot be sent; it fails", item.id)
+                log.exception("a message cannot be sent; it fails", extra=message_log.ids(item))
                 settled = decisions.unpreparable(item, exc)
         if settled is None:
             self._ready.append(item)
-        else:
-            self.outbox.put(settled)
+            return
+        if settled.status is MessageStatus.pending and mailing is not None:
+            self._waits_for_window(mailing.id, settled.next_attempt_at, now)
+        self.outbox.put(settled)
+
+    def _waits_for_window(self, mailing_id: int, opening: datetime | None, now: datetime) -> None:
+        """A message was put off until its client's send window opens: say so once per mailing
+        and closed window (not once per message)."""
+        said = self._window_said.get(mailing_id)
+        if opening is None or (said is not None and said > now):
+            return
+        self._window_said[mailing_id] = opening
+        log.info(
+            "mailing waits for its send window",
+            extra={"mailing_id": mailing_id, "opens_at": opening},
+        )
 
     def _start_ready(self) -> None:
         """Start send chains for claimed messages while there are free slots (chains between two

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, time
 from typing import Any
@@ -33,6 +34,8 @@ from notiflow.models import Mailing, MailingStatus, MessageStatus
 from notiflow.webhooks import events as webhook_events
 
 Notify = Callable[[], None]
+
+log = logging.getLogger("notiflow.mailings")
 
 # Fields a running (or paused) mailing may still change.
 RUNNING_EDITABLE = frozenset({"end_time", "send_window"})
@@ -134,6 +137,13 @@ async def _check_window_opens(
     )
 
 
+def _log_on_commit(
+    session: AsyncSession, event: str, *, level: int = logging.INFO, **fields: Any
+) -> None:
+    """Log ``event`` once the transaction has committed (a change rolled back is not told)."""
+    on_commit(session, lambda: log.log(level, event, extra=fields))
+
+
 async def _wake_engine(session: AsyncSession, notify: Notify) -> None:
     """Wake the engine once this transaction commits: this process's, and others' by NOTIFY."""
     on_commit(session, notify)
@@ -148,6 +158,7 @@ async def _start(mailing: Mailing, now: datetime, notify: Notify, session: Async
     await webhook_events.emit_mailings(
         session, webhook_events.MAILING_STARTED, [mailing.id], now=now
     )
+    _log_on_commit(session, "mailing started", mailing_id=mailing.id)
 
 
 async def create(
@@ -336,9 +347,10 @@ async def cancel(
     mailing.finished_at = now
     mailing.updated_at = now
     await session.flush()
-    await messages.cancel_unsent_of_mailing(
+    cancelled = await messages.cancel_unsent_of_mailing(
         session, mailing.id, reason="mailing cancelled", now=now
     )
+    _log_on_commit(session, "mailing cancelled", mailing_id=mailing.id, cancelled=cancelled)
     await halt_after_commit(session, halt, "mailing", mailing.id)
     on_commit(session, notify)
     await webhook_events.emit_mailings(
@@ -355,6 +367,7 @@ async def delete(
     await get(session, mailing_id, for_update=True)
     await repository.remove(session, mailing_id)
     await halt_after_commit(session, halt, "mailing", mailing_id)
+    _log_on_commit(session, "mailing deleted", mailing_id=mailing_id)
     on_commit(session, notify)
 
 
@@ -364,8 +377,15 @@ PAUSED_BY_API = "paused through the API"
 
 
 async def _pause(
-    session: AsyncSession, mailing: Mailing, *, reason: str, now: datetime, halt: Halt | None
+    session: AsyncSession,
+    mailing: Mailing,
+    *,
+    reason: str,
+    now: datetime,
+    halt: Halt | None,
+    level: int = logging.INFO,
 ) -> None:
+    _log_on_commit(session, "mailing paused", level=level, mailing_id=mailing.id, reason=reason)
     mailing.status = MailingStatus.paused.value
     mailing.paused_reason = reason[:500]
     mailing.updated_at = now
@@ -403,7 +423,7 @@ async def pause_by_engine(
     if mailing is None or mailing.status != MailingStatus.running.value:
         return False
     # Other workers learn of it by NOTIFY; this one's sender halted the mailing already.
-    await _pause(session, mailing, reason=reason, now=now, halt=None)
+    await _pause(session, mailing, reason=reason, now=now, halt=None, level=logging.WARNING)
     return True
 
 
@@ -428,6 +448,7 @@ async def resume(
     mailing.updated_at = now
     await session.flush()
     await _wake_engine(session, notify)
+    _log_on_commit(session, "mailing resumed", mailing_id=mailing.id)
     return mailing
 
 
@@ -467,6 +488,14 @@ async def retry_failed(
         mailing.updated_at = now
         await session.flush()
         await _wake_engine(session, notify)
+    _log_on_commit(
+        session,
+        "mailing retry-failed",
+        mailing_id=mailing.id,
+        requeued=requeued,
+        include_expired=include_expired,
+        end_time=mailing.end_time,
+    )
     return mailing, requeued
 
 

@@ -4,6 +4,7 @@ from notiflow.models.api_token import ApiToken
 from notiflow.models.app_secret import AppSecret
 from notiflow.models.audit_entry import AuditEntry
 from notiflow.models.client import Client
+from notiflow.models.daily_report import DailyReport, ReportStatus
 from notiflow.models.mailing import Mailing, MailingStatus
 from notiflow.models.mailing_stats import MailingError, MailingStats, MailingTimeline
 from notiflow.models.message import FINAL_STATUSES, Message, MessageStatus
@@ -18,6 +19,7 @@ __all__ = [
     "AppSecret",
     "AuditEntry",
     "Client",
+    "DailyReport",
     "DeliveryStatus",
     "Mailing",
     "MailingError",
@@ -26,6 +28,7 @@ __all__ = [
     "MailingTimeline",
     "Message",
     "MessageStatus",
+    "ReportStatus",
     "TestSend",
     "Webhook",
     "WebhookDelivery",

@@ -264,7 +264,7 @@ class Sandbox:
         if self._site is not None:
             await self._site.stop()
             self._site = None
-        log.info("outage: refusing connections for %.1f s", seconds)
+        log.info("sandbox outage: refusing connections", extra={"seconds": seconds})
         self._outage_task = asyncio.ensure_future(self._end_outage(seconds))
 
     async def _end_outage(self, seconds: float) -> None:
@@ -274,7 +274,7 @@ class Sandbox:
             self._down = False
             if self._runner is not None and self._site is None:
                 await self._listen()
-            log.info("outage over")
+            log.info("sandbox outage over")
 
     async def _listen(self) -> None:
         assert self._runner is not None

@@ -218,25 +218,23 @@ class Dispatcher:
             policy=self._policy,
             rng=self._rng,
         )
+        fields = {
+            "delivery_id": delivery.id,
+            "webhook_id": delivery.webhook_id,
+            "webhook_event": delivery.event,
+            "attempt": result.attempts,
+            "status_code": status_code,
+            "error": error,
+        }
         if result.status is DeliveryStatus.failed:
+            log.warning("webhook delivery failed: no attempts left", extra=fields)
+        elif result.status is DeliveryStatus.pending:
             log.warning(
-                "webhook delivery failed after %d attempts delivery_id=%s webhook_id=%s "
-                "event=%s error=%s",
-                result.attempts,
-                delivery.id,
-                delivery.webhook_id,
-                delivery.event,
-                error,
+                "webhook delivery will be retried",
+                extra={**fields, "retry_at": result.next_attempt_at},
             )
         else:
-            log.debug(
-                "webhook attempt delivery_id=%s webhook_id=%s event=%s status=%s error=%s",
-                delivery.id,
-                delivery.webhook_id,
-                delivery.event,
-                status_code,
-                error,
-            )
+            log.debug("webhook delivery attempt", extra=fields)
         self._results.append(result)
         self._wake.set()
 
@@ -291,11 +289,13 @@ class Dispatcher:
             except Exception as exc:
                 if self._monotonic() >= deadline:
                     log.error(
-                        "stopping with %d webhook outcomes not stored (%s); those deliveries "
-                        "are sent again when their lease ends: delivery_ids=%s",
-                        len(self._results),
-                        exc,
-                        ",".join(str(r.id) for r in self._results),
+                        "stopping with webhook outcomes not stored; those deliveries are sent "
+                        "again when their lease ends",
+                        extra={
+                            "count": len(self._results),
+                            "error": str(exc),
+                            "delivery_ids": [r.id for r in self._results],
+                        },
                     )
                     return
                 await asyncio.sleep(0.2)

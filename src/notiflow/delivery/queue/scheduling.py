@@ -30,8 +30,9 @@ def _is_pg(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-async def start_due(session: AsyncSession, now: datetime) -> list[int]:
-    """Scheduled mailings whose start time has come become running; return their ids."""
+async def start_due(session: AsyncSession, now: datetime) -> tuple[list[int], list[int]]:
+    """Scheduled mailings whose start time has come become running; those whose whole interval
+    passed unstarted, completed. Return the ids of both."""
     result = await session.execute(
         update(Mailing)
         .where(
@@ -58,10 +59,11 @@ async def start_due(session: AsyncSession, now: datetime) -> list[int]:
         .returning(Mailing.id)
         .execution_options(synchronize_session=False)
     )
+    completed = list(missed.scalars())
     await webhook_events.emit_mailings(
-        session, webhook_events.MAILING_COMPLETED, list(missed.scalars()), now=now
+        session, webhook_events.MAILING_COMPLETED, completed, now=now
     )
-    return started
+    return started, completed
 
 
 async def unmaterialised(session: AsyncSession) -> list[int]:
@@ -129,14 +131,15 @@ async def materialise(session: AsyncSession, mailing_id: int, now: datetime) -> 
     return written
 
 
-async def expire_ended(session: AsyncSession, now: datetime) -> int:
-    """Pending messages of running mailings whose end_time has passed become expired."""
+async def expire_ended(session: AsyncSession, now: datetime) -> dict[int, int]:
+    """Pending messages of running mailings whose end_time has passed become expired; return
+    how many, by mailing."""
     ended = list(
         await session.scalars(
             select(Mailing.id).where(Mailing.status.in_(UNDER_WAY), Mailing.end_time <= now)
         )
     )
-    total = 0
+    expired: dict[int, int] = {}
     for mailing_id in ended:
         result = await session.execute(
             update(Message)
@@ -154,13 +157,14 @@ async def expire_ended(session: AsyncSession, now: datetime) -> int:
             delta = counters.CounterDelta()
             delta.move(PENDING, MessageStatus.expired.value, changed)
             await counters.apply(session, mailing_id, delta)
-            total += changed
-    count_outcome(session, "expired", total)
-    return total
+            expired[mailing_id] = changed
+    count_outcome(session, "expired", sum(expired.values()))
+    return expired
 
 
 async def complete_finished(session: AsyncSession, now: datetime) -> list[int]:
-    """Running mailings with every message final become completed; return their ids."""
+    """Running mailings with every message final become completed; return the ids of those
+    this transaction completed."""
     done = list(
         await session.scalars(
             select(Mailing.id)
@@ -200,9 +204,8 @@ async def complete_finished(session: AsyncSession, now: datetime) -> list[int]:
             .returning(Mailing.id)  # those this transaction completed: told of exactly once
             .execution_options(synchronize_session=False)
         )
-        await webhook_events.emit_mailings(
-            session, webhook_events.MAILING_COMPLETED, list(completed.scalars()), now=now
-        )
+        done = list(completed.scalars())
+        await webhook_events.emit_mailings(session, webhook_events.MAILING_COMPLETED, done, now=now)
     return done
 
 
