@@ -208,12 +208,13 @@ def test_the_heartbeat_period_is_bounded() -> None:
 
 
 def no_worker_lines(caplog: pytest.LogCaptureFixture, mailing_id: int) -> list[str]:
+    """The 'no live worker' warnings about ``mailing_id``, as ``<event> status=<status>``."""
     return [
-        r.getMessage()
+        f"{r.getMessage()} status={r.__dict__['status']}"
         for r in caplog.records
         if r.levelno == logging.WARNING
         and r.name == "notiflow.workers"
-        and f"mailing_id={mailing_id} " in r.getMessage()
+        and r.__dict__.get("mailing_id") == mailing_id
     ]
 
 
@@ -256,7 +257,7 @@ async def test_a_running_mailing_with_no_live_worker_warns_while_none_beats(
         await api.get(url)
     lines = no_worker_lines(caplog, mailing_id)
     assert len(lines) == 1, lines
-    assert "is running" in lines[0]
+    assert "status=running" in lines[0]
     monotonic.now += LOG_EVERY_SECONDS + 1
     await api.get(url)
     assert len(no_worker_lines(caplog, mailing_id)) == 2

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -180,7 +181,13 @@ async def test_three_worker_processes_send_one_email(
     assert len(found) == 1
     assert (found[0].status, found[0].attempts) == ("sent", 1)
     texts = [log.read_text() for log in logs]
-    assert sum(text.count("daily report sent report_date=") for text in texts) == 1
+    events = [
+        json.loads(line)["event"]
+        for text in texts
+        for line in text.splitlines()
+        if line.startswith("{")
+    ]
+    assert events.count("daily report sent") == 1
     assert not any("Traceback" in text for text in texts)
 
 

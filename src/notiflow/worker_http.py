@@ -69,7 +69,10 @@ class WorkerEndpoint:
         server: Any = site._server  # aiohttp has no public accessor for the bound port
         self.port = int(server.sockets[0].getsockname()[1])
         url = f"http://{host}:{self.port}"
-        log.info("worker endpoint at %s (/metrics, /health, /health/live, /health/ready)", url)
+        log.info(
+            "worker endpoint listening",
+            extra={"url": url, "paths": "/metrics /health /health/live /health/ready"},
+        )
         return url
 
     async def stop(self) -> None:

@@ -96,9 +96,12 @@ async def add(session: AsyncSession, client: Client) -> Client:
 
 
 async def remove(session: AsyncSession, client_id: int) -> None:
-    """Delete a client; its messages stay, with ``client_id`` set to NULL."""
+    """Delete a client; its messages stay, with ``client_id`` set to NULL and their
+    ``updated_at`` as it was (it dates their outcome: the daily report counts by it)."""
     await session.execute(
-        update(Message).where(Message.client_id == client_id).values(client_id=None)
+        update(Message)
+        .where(Message.client_id == client_id)
+        .values(client_id=None, updated_at=Message.updated_at)
     )
     await session.execute(delete(Client).where(Client.id == client_id))
 

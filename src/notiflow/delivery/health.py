@@ -110,3 +110,17 @@ async def supervise(
             await asyncio.wait_for(stop.wait(), backoff)
         if stop.is_set():
             return
+
+
+async def pause(stop: asyncio.Event, seconds: float, *, wake: asyncio.Event | None = None) -> None:
+    """Wait ``seconds`` between two rounds of a loop, or less if ``stop`` (or ``wake``) is set."""
+    if seconds <= 0 or stop.is_set():
+        return
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notiflow import __version__
 from notiflow.core.clock import Clock
 from notiflow.db.session import transaction
-from notiflow.delivery.health import Loops, describe, supervise
+from notiflow.delivery.health import Loops, describe, pause, supervise
 from notiflow.workers import repository
 
 log = logging.getLogger("notiflow.engine")
@@ -118,7 +118,7 @@ class Heartbeat:
         if cleanup:
             self._cleanup_due = self._monotonic() + CLEANUP_EVERY_SECONDS
             if forgotten:
-                log.info("forgot %s workers not seen for a day", forgotten)
+                log.info("forgot workers not seen for a day", extra={"count": forgotten})
 
     async def run(self, stop: asyncio.Event) -> None:
         """Beat at once, then every ``seconds``, until ``stop``."""
@@ -126,10 +126,10 @@ class Heartbeat:
             try:
                 await self.beat()
             except Exception as exc:  # retried with back-off; the engine never stops for it
-                await _wait(stop, self._loops.failed(LOOP, exc))
+                await pause(stop, self._loops.failed(LOOP, exc))
                 continue
             self._loops.done(LOOP)
-            await _wait(stop, self.seconds)
+            await pause(stop, self.seconds)
 
     def start(self) -> None:
         """Beat from now on, in a supervised task of its own (it outlives the engine's other
@@ -155,12 +155,6 @@ class Heartbeat:
             await asyncio.wait_for(self.beat(stopped=True), STOP_TIMEOUT_SECONDS)
         except Exception as exc:  # the stop goes on: the row just ages out of the live list
             log.warning(
-                "could not mark worker=%s stopped in the workers table: %s",
-                self._worker,
-                describe(exc),
+                "could not mark the worker stopped in the workers table",
+                extra={"worker": self._worker, "error": describe(exc)},
             )
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

@@ -46,7 +46,7 @@ class DatabaseGauges(Collector):
                     totals = await repository.totals(session)
                     mailings = await repository.mailings_by_status(session)
         except Exception as exc:  # a scrape reports what it can rather than fail
-            log.warning("metrics: cannot read the database gauges (%s)", describe(exc))
+            log.warning("metrics: cannot read the database gauges", extra={"error": describe(exc)})
             self._pending = self._mailings = None
             return
         self._pending = totals["pending"] + totals["sending"]

@@ -14,7 +14,7 @@ import logging
 from datetime import date, datetime, timedelta
 
 from notiflow.core.clock import Clock
-from notiflow.delivery.health import Loops
+from notiflow.delivery.health import Loops, pause
 from notiflow.models import DailyReport, ReportStatus
 from notiflow.reports.sender import CLAIM_STALE, Outcome, ReportSender
 
@@ -52,21 +52,23 @@ class Reporter:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info(
-            "daily report on: the previous day's report is due at %s %s, to %s, through %s",
-            self.sender.settings.report_time.strftime("%H:%M"),
-            self.sender.settings.report_timezone,
-            ",".join(self.sender.settings.report_to),
-            self.sender.mailer.target.redacted() if self.sender.mailer else "nothing",
+            "daily report on",
+            extra={
+                "due_at": self.sender.settings.report_time.strftime("%H:%M"),
+                "timezone": self.sender.settings.report_timezone,
+                "to": ",".join(self.sender.settings.report_to),
+                "smtp": self.sender.mailer.target.redacted() if self.sender.mailer else None,
+            },
         )
         while not stop.is_set():
             self._wake.clear()
             try:
                 wait = await self.step()
             except Exception as exc:  # retried with back-off, never the end of the loop
-                await _wait(stop, None, self._loops.failed(LOOP, exc))
+                await pause(stop, self._loops.failed(LOOP, exc))
                 continue
             self._loops.done(LOOP)
-            await _wait(stop, self._wake, wait)
+            await pause(stop, wait, wake=self._wake)
 
     async def step(self) -> float:
         """Send the reports that are due, skip the one that is too late; return how many
@@ -103,17 +105,3 @@ def _next_look(row: DailyReport | None, now: datetime) -> datetime:
     elif row is not None and row.status == ReportStatus.sending.value:
         later = row.claimed_at + CLAIM_STALE
     return max(later, now + timedelta(seconds=1))
-
-
-async def _wait(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
-    """Wait ``seconds``, or less if stopped or woken."""
-    if seconds <= 0 or stop.is_set():
-        return
-    waiters = [asyncio.ensure_future(stop.wait())]
-    if wake is not None:
-        waiters.append(asyncio.ensure_future(wake.wait()))
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

@@ -136,30 +136,35 @@ class ReportSender:
                     session, day=day, worker=self.worker, error=error, retry_at=retry_at
                 )
             log.error(
-                "daily report not sent report_date=%s attempt=%d smtp=%s error=%s; "
-                "next attempt at %s",
-                day,
-                attempt,
-                self.mailer.target.redacted(),
-                error,
-                f"{retry_at:%Y-%m-%dT%H:%M:%SZ}",
+                "daily report not sent",
+                extra={
+                    "report_date": day.isoformat(),
+                    "attempt": attempt,
+                    "smtp": self.mailer.target.redacted(),
+                    "error": error,
+                    "retry_at": f"{retry_at:%Y-%m-%dT%H:%M:%SZ}",
+                },
             )
             return Result(Outcome.failed, attempt=attempt, error=error, retry_at=retry_at)
         message_id = str(message["Message-ID"])
         await self._record_sent(day, message_id)
         if refused:
             log.warning(
-                "daily report refused for some recipients report_date=%s refused=%s",
-                day,
-                "; ".join(f"{address}: {why}" for address, why in refused.items()),
+                "daily report refused for some recipients",
+                extra={
+                    "report_date": day.isoformat(),
+                    "refused": "; ".join(f"{address}: {why}" for address, why in refused.items()),
+                },
             )
         log.info(
-            "daily report sent report_date=%s to=%s message_id=%s attempt=%d mailings=%d",
-            day,
-            ",".join(a for a in recipients if a not in refused),
-            message_id,
-            attempt,
-            len(report.mailings),
+            "daily report sent",
+            extra={
+                "report_date": day.isoformat(),
+                "to": ",".join(a for a in recipients if a not in refused),
+                "email_message_id": message_id,
+                "attempt": attempt,
+                "mailings": len(report.mailings),
+            },
         )
         return Result(Outcome.sent, attempt=attempt, message_id=message_id, refused=refused)
 
@@ -174,12 +179,13 @@ class ReportSender:
             except Exception as exc:
                 if tried == RECORD_TRIES - 1:
                     log.error(
-                        "daily report sent but not recorded report_date=%s message_id=%s "
-                        "error=%s: another engine may send it again in %d minutes",
-                        day,
-                        message_id,
-                        describe(exc),
-                        CLAIM_STALE.seconds // 60,
+                        "daily report sent but not recorded: another engine may send it again",
+                        extra={
+                            "report_date": day.isoformat(),
+                            "email_message_id": message_id,
+                            "error": describe(exc),
+                            "minutes": CLAIM_STALE.seconds // 60,
+                        },
                     )
                     raise
                 await asyncio.sleep(2.0**tried)
@@ -194,11 +200,12 @@ class ReportSender:
             )
         if skipped:
             log.warning(
-                "daily report skipped report_date=%s: it was due at %s and is more than "
-                "NOTIFLOW_REPORT_MAX_LATE (%s) late; `notiflow report send --date %s` sends it",
-                day,
-                f"{self.schedule.due_at(day):%Y-%m-%dT%H:%M:%SZ}",
-                self.schedule.max_late,
-                day,
+                "daily report skipped: more than NOTIFLOW_REPORT_MAX_LATE late "
+                "(`notiflow report send --date` sends it)",
+                extra={
+                    "report_date": day.isoformat(),
+                    "due_at": f"{self.schedule.due_at(day):%Y-%m-%dT%H:%M:%SZ}",
+                    "max_late": str(self.schedule.max_late),
+                },
             )
         return skipped

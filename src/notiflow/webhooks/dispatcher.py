@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notiflow.config import Settings
 from notiflow.core.clock import Clock
 from notiflow.db.session import transaction
-from notiflow.delivery.health import Loops
+from notiflow.delivery.health import Loops, pause
 from notiflow.delivery.policy import RetryPolicy, classify_exception
 from notiflow.models import DeliveryStatus
 from notiflow.webhooks import events, repository, signing
@@ -142,10 +142,10 @@ class Dispatcher:
                     try:
                         await self.step()
                     except Exception as exc:  # any error: retried with back-off, never the end
-                        await _wait(stop, None, self._loops.failed(LOOP, exc))
+                        await pause(stop, self._loops.failed(LOOP, exc))
                         continue
                     self._loops.done(LOOP)
-                    await _wait(stop, self._wake, self._sleep_seconds())
+                    await pause(stop, self._sleep_seconds(), wake=self._wake)
             finally:
                 await self._drain()
                 self._http = None
@@ -301,17 +301,3 @@ class Dispatcher:
                 await asyncio.sleep(0.2)
                 continue
             self._forget(stored)
-
-
-async def _wait(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
-    """Wait ``seconds``, or less if stopped or woken (a back-off is not cut short by a wake)."""
-    if seconds <= 0 or stop.is_set():
-        return
-    waiters = [asyncio.ensure_future(stop.wait())]
-    if wake is not None:
-        waiters.append(asyncio.ensure_future(wake.wait()))
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

@@ -88,10 +88,11 @@ class WorkerWatch:
             self._logged = {k: v for k, v in self._logged.items() if now - v < LOG_EVERY_SECONDS}
         self._logged[mailing.id] = now
         log.warning(
-            "no live worker: mailing_id=%s is %s but no worker has beaten in the last %s s; "
-            "nothing is sent until one runs (notiflow worker, or notiflow serve)",
-            mailing.id,
-            mailing.status,
-            ALIVE_SECONDS,
-            extra={"mailing_id": mailing.id},
+            "no live worker: nothing of this mailing is sent until one runs "
+            "(notiflow worker, or notiflow serve)",
+            extra={
+                "mailing_id": mailing.id,
+                "status": str(mailing.status),
+                "alive_seconds": ALIVE_SECONDS,
+            },
         )
