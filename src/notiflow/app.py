@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
 from notiflow import __version__
+from notiflow.admin.endpoints import install as install_admin_ui
 from notiflow.audit.endpoints import router as audit_router
 from notiflow.audit.recorder import record_writes
 from notiflow.auth.dependencies import require_token
@@ -240,6 +241,7 @@ def create_app(
     app.include_router(metrics_router)
     app.include_router(web_router)
     app.mount(STATIC_PATH, static_files(), name=STATIC_NAME)
+    install_admin_ui(app)  # /ui: the admin UI, its session cookie and its HTML error pages
     app.state.route_index = RouteIndex(app.routes)
 
     return app

@@ -138,6 +138,7 @@ def _banner(settings: Settings, host: str, port: int, token: str | None, *, engi
     lines = [
         "",
         f"  Notiflow {__version__} is starting",
+        f"  UI:       {base}/ui/ (sign in with an API token)",
         f"  API:      {base}/api/v1",
         f"  Docs:     {base}/docs",
         f"  Health:   {base}/health",

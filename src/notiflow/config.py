@@ -195,6 +195,12 @@ class Settings(BaseSettings):
         description="Bearer token that GET /metrics (of the API and of each worker) requires; "
         "empty: /metrics needs no token.",
     )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Key that signs the admin UI's session cookie (at least 32 characters); "
+        "unset: one is generated once, stored in the database and shared by every process.",
+    )
     worker_port: int = Field(
         default=9100,
         ge=0,

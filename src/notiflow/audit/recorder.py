@@ -25,6 +25,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -97,7 +98,7 @@ def _as_id(value: Any) -> int | None:
     return None
 
 
-def _track_inserts(session: AsyncSession) -> list[Any]:
+def track_inserts(session: AsyncSession) -> list[Any]:
     """The ORM objects the session inserts from now on, in order."""
     inserted: list[Any] = []
 
@@ -154,20 +155,43 @@ async def record_writes(
     if not access.is_write:
         yield
         return
-    inserted = _track_inserts(session)
+    inserted = track_inserts(session)
     yield
-    # Reached only when the endpoint succeeded. Flush what it left pending, so the ids of the
-    # rows it created are known.
+    # Reached only when the endpoint succeeded.
+    await write_entry(
+        session,
+        access=access,
+        at=clock(),
+        path_params=dict(request.path_params),
+        request_id=_request_id(request),
+        inserted=inserted,
+    )
+
+
+async def write_entry(
+    session: AsyncSession,
+    *,
+    access: Access,
+    at: datetime,
+    path_params: dict[str, Any],
+    request_id: str | None = None,
+    inserted: list[Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """The audit entry of a write ``access`` made, in ``session``'s transaction: what it did is
+    read from ``access.route`` (an /api/v1 template) and ``path_params``. The admin UI writes
+    its entries with this too, naming the API route its action stands for."""
+    # Flush what the write left pending, so the ids of the rows it created are known.
     await session.flush()
     target = target_of(access.route, access.method)
-    path_params = dict(request.path_params)
+    path_params = dict(path_params)
     object_id = None
     if target.creates:
-        object_id = _created_id(target, inserted)
+        object_id = _created_id(target, inserted or [])
     elif target.id_param is not None:
         object_id = _as_id(path_params.pop(target.id_param, None))
     detail: dict[str, Any] = {}
-    if (request_id := _request_id(request)) is not None:
+    if request_id is not None:
         detail["request_id"] = request_id
     if access.principal.token_id is not None:
         detail["token_id"] = access.principal.token_id
@@ -176,6 +200,7 @@ async def record_writes(
             name: _LONG_DIGITS.sub(lambda m: m.group()[:4] + "…", str(value))[:100]
             for name, value in path_params.items()
         }
+    detail.update(extra or {})
     notes = take_notes(session)
     detail.update(notes)
     fields = _log_fields(access, target, object_id, notes)
@@ -188,7 +213,7 @@ async def record_writes(
     on_commit(session, committed, first=True)  # who did it, then what the services tell
     await service.record(
         session,
-        at=clock(),
+        at=at,
         actor=access.principal.name,
         action=target.action,
         method=access.method,

@@ -40,16 +40,24 @@ async def create(
 async def authenticate(
     session: AsyncSession, token: str, *, configured: Sequence[ConfiguredToken]
 ) -> Principal | None:
-    """Who ``token`` is: a configured token (compared in constant time) or a stored one."""
-    presented = token.encode("utf-8", "surrogatepass")
+    """Who ``token`` is: a configured token or a stored one."""
+    return await authenticate_hash(session, hash_token(token), configured=configured)
+
+
+async def authenticate_hash(
+    session: AsyncSession, token_hash: str, *, configured: Sequence[ConfiguredToken]
+) -> Principal | None:
+    """Who the token of this hash is (see :func:`hash_token`): a configured token (compared in
+    constant time) or a stored one. The admin UI's session keeps the hash, never the token."""
+    presented = token_hash.encode()
     found = None
     for candidate in configured:
         # Every candidate is compared, so the time taken does not tell which one matched.
-        if hmac.compare_digest(candidate.token.encode(), presented) and found is None:
+        if hmac.compare_digest(hash_token(candidate.token).encode(), presented) and found is None:
             found = candidate.principal
     if found is not None:
         return found
-    stored = await repository.find_by_hash(session, hash_token(token))
+    stored = await repository.find_by_hash(session, token_hash)
     if stored is None:
         return None
     return Principal(name=stored.name, role=Role(stored.role), token_id=stored.id)

@@ -78,8 +78,8 @@ class Readiness(BaseModel):
                     "status": "ok",
                     "reason": None,
                     "database": "ok",
-                    "revision": "0006",
-                    "head": "0006",
+                    "revision": "0007",
+                    "head": "0007",
                 }
             ]
         }

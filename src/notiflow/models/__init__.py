@@ -1,6 +1,7 @@
 """ORM models, one file per table. Importing the package registers every table."""
 
 from notiflow.models.api_token import ApiToken
+from notiflow.models.app_secret import AppSecret
 from notiflow.models.audit_entry import AuditEntry
 from notiflow.models.client import Client
 from notiflow.models.daily_report import DailyReport, ReportStatus
@@ -15,6 +16,7 @@ from notiflow.models.worker import Worker
 __all__ = [
     "FINAL_STATUSES",
     "ApiToken",
+    "AppSecret",
     "AuditEntry",
     "Client",
     "DailyReport",

@@ -94,3 +94,35 @@ def counts_of(stats: MailingStats | None) -> Mapping[str, int]:
     if stats is None:
         return {"total": 0, **dict.fromkeys(STATUS_COLUMNS, 0)}
     return {"total": stats.total, **{name: getattr(stats, name) for name in STATUS_COLUMNS}}
+
+
+async def outcomes_since(session: AsyncSession, since: datetime) -> tuple[int, int]:
+    """Messages sent and failed for good, over every mailing, from the minute of ``since`` on."""
+    row = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(MailingTimeline.sent), 0),
+                func.coalesce(func.sum(MailingTimeline.failed), 0),
+            ).where(MailingTimeline.at >= since.replace(second=0, microsecond=0))
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def sent_since(
+    session: AsyncSession, mailing_ids: Sequence[int], since: datetime
+) -> dict[int, int]:
+    """Messages of each mailing sent from the minute of ``since`` on (0 when none)."""
+    counts = dict.fromkeys(mailing_ids, 0)
+    if not mailing_ids:
+        return counts
+    rows = await session.execute(
+        select(MailingTimeline.mailing_id, func.sum(MailingTimeline.sent))
+        .where(
+            MailingTimeline.mailing_id.in_(mailing_ids),
+            MailingTimeline.at >= since.replace(second=0, microsecond=0),
+        )
+        .group_by(MailingTimeline.mailing_id)
+    )
+    counts.update({mailing_id: int(sent or 0) for mailing_id, sent in rows})
+    return counts

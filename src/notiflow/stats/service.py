@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,3 +57,16 @@ async def overall(session: AsyncSession) -> OverallStats:
         mailings_by_status={MailingStatus(k): v for k, v in by_status.items()},
         messages=MessageCounts.of(await repository.totals(session)),
     )
+
+
+async def outcomes_since(session: AsyncSession, since: datetime) -> tuple[int, int]:
+    """Messages sent and failed for good since ``since`` (to the minute), over every mailing."""
+    return await repository.outcomes_since(session, since)
+
+
+async def rates(
+    session: AsyncSession, mailing_ids: Sequence[int], *, now: datetime, minutes: int = 5
+) -> dict[int, float]:
+    """Messages per minute each mailing sent over the last ``minutes`` minutes."""
+    sent = await repository.sent_since(session, mailing_ids, now - timedelta(minutes=minutes))
+    return {mailing_id: count / minutes for mailing_id, count in sent.items()}
