@@ -80,15 +80,22 @@ async def test_redoc_renders_the_operations_offline(
 async def test_the_root_leads_to_the_admin_ui(
     page: Page, browser_log: BrowserLog, shared_server: NotiflowServer
 ) -> None:
+    """``/`` answers 307 to ``/ui/``, which (signed out) leads to the UI's sign-in page."""
     response = await page.goto(f"{shared_server.url}/")
     assert response is not None
-    assert page.url == f"{shared_server.url}/ui/"
-    redirect = response.request.redirected_from
-    assert redirect is not None
-    assert redirect.url == f"{shared_server.url}/"
-    first = await redirect.response()
-    assert first is not None
-    assert first.status == 307
+    assert page.url.startswith(f"{shared_server.url}/ui/sign-in")
+    chain = []
+    request = response.request.redirected_from
+    while request is not None:
+        chain.append(request)
+        request = request.redirected_from
+    first = chain[-1]
+    assert first.url == f"{shared_server.url}/"
+    first_response = await first.response()
+    assert first_response is not None
+    assert first_response.status == 307
+    assert first_response.headers["location"].endswith("/ui/")
+    await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
 
 
 async def test_the_log_sees_a_request_that_would_leave(page: Page, browser_log: BrowserLog) -> None:
