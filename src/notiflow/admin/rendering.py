@@ -12,9 +12,11 @@ from fastapi.templating import Jinja2Templates
 
 from notiflow.admin import access
 from notiflow.admin.session import UI_PREFIX
+from notiflow.web.static import vendored
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+HTMX_JS = vendored("htmx.org", "htmx.min.js")  # listed in static/vendor/vendor.toml
 
 
 def flash(request: Request, kind: str, text: str) -> None:
@@ -35,6 +37,7 @@ def render(
             "csrf_field": access.CSRF_FIELD,
             "flash": request.session.pop("flash", None) if has_session else None,
             "ui": UI_PREFIX,
+            "htmx_js": request.scope.get("root_path", "").rstrip("/") + HTMX_JS,
             **context,
         },
         status_code=status_code,
