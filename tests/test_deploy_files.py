@@ -267,8 +267,14 @@ def test_scrape_annotations_name_the_metrics_port(manifests: list[dict[str, Any]
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/path"] == "/metrics"
         assert int(annotations["prometheus.io/port"]) == port
-        ports = [p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]]
-        assert ports == [port]
+        (container_port,) = pod["spec"]["containers"][0]["ports"]
+        assert container_port["containerPort"] == port
+        # A ServiceMonitor selects the Service by its labels and scrapes its named port.
+        service = find(manifests, "Service", name)
+        assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+        assert service["metadata"]["labels"]["app.kubernetes.io/name"] == "notiflow"
+        (service_port,) = service["spec"]["ports"]
+        assert service_port["targetPort"] == container_port["name"]
 
 
 def test_every_pod_runs_notiflow_as_the_image_user(manifests: list[dict[str, Any]]) -> None:
