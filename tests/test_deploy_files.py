@@ -362,3 +362,31 @@ def test_the_settings_passed_are_valid(
     assert not settings.is_sqlite
     assert settings.provider_url, "a provider URL, never an empty one"
     assert settings.api_tokens
+
+
+# --- the README -------------------------------------------------------------------------------
+
+
+def test_readme_deployment_section_matches_the_files(
+    compose: dict[str, Any], manifests: list[dict[str, Any]]
+) -> None:
+    section = README.split("\n## Deployment\n", 1)[1].split("\n## ", 1)[0]
+    files_table = section.split("| file | what |", 1)[1].split("\n\n", 1)[0]
+    rows = [row.split(" | ")[0] for row in files_table.splitlines()[2:]]
+    named = [name for row in rows for name in re.findall(r"`([^`]+)`", row)]
+    assert len(named) == 7, rows
+    for name in named:
+        assert (ROOT / name).exists(), f"the README names {name}, which does not exist"
+    for name in compose["services"]:
+        assert f"| `{name}` |" in section, f"the README does not say what {name} is"
+    worker = find(manifests, "Deployment", "notiflow-worker")["spec"]["template"]["spec"]
+    grace = worker["terminationGracePeriodSeconds"]
+    assert f"`terminationGracePeriodSeconds` is {grace}" in section
+    stop_grace = compose["services"]["worker"]["stop_grace_period"].removesuffix("s")
+    assert f"`stop_grace_period` {stop_grace} s" in section
+    hpa = find(manifests, "HorizontalPodAutoscaler", "notiflow-worker")["spec"]
+    assert f"`minReplicas: {hpa['minReplicas']}`" in section
+    assert f"`maxReplicas: {hpa['maxReplicas']}`" in section
+    assert f"`NOTIFLOW_PROVIDER_TIMEOUT` + {worker_drain_seconds(0):g} s" in " ".join(
+        section.split()
+    )

@@ -332,11 +332,11 @@ def test_the_compose_topology_sends_a_mailing(fresh_database: str, tmp_path: Pat
     assert sum(per_worker.values()) == MESSAGES, per_worker
     assert accepted["accepted_unique"] == MESSAGES, accepted
     assert duplicates == 0, accepted
-    for name, code in codes.items():  # every process stops gracefully on SIGTERM
+    for name, exit_code in codes.items():  # every process stops gracefully on SIGTERM
         if name == "api":
             # uvicorn shuts down, then re-raises the signal it caught (exit status 143 in a
             # container, which Docker and Kubernetes count as a normal stop).
             assert "Application shutdown complete" in by_name[name].log_tail(), name
-            assert code in (0, -signal.SIGTERM), name
+            assert exit_code in (0, -signal.SIGTERM), name
         else:
-            assert code == 0, f"{name}: {code}\n{by_name[name].log_tail()}"
+            assert exit_code == 0, f"{name}: {exit_code}\n{by_name[name].log_tail()}"
