@@ -316,7 +316,27 @@ def test_gitlab_ci_runs_the_make_targets_of_ci_run() -> None:
     assert any(line.startswith("docker build") for line in pipeline["build-image"]["script"])
     deploy = pipeline["deploy"]
     assert all(rule["when"] == "manual" for rule in deploy["rules"])
-    assert any(line.startswith("kubectl apply -k") for line in deploy["script"])
+    assert "kubectl apply -k deploy/k8s" in deploy["script"]
+
+
+def test_gitlab_deploy_applies_the_image_it_built(tmp_path: Path) -> None:
+    """The deploy job's edit of the kustomization, run on a copy: every pod gets the image."""
+    pipeline = yaml.safe_load(GITLAB_CI.read_text())
+    (edit,) = [line for line in pipeline["deploy"]["script"] if line.startswith("sed ")]
+    shutil.copytree(K8S_DIR, tmp_path / "deploy" / "k8s")
+    image, tag = "registry.gitlab.example/group/notiflow", "0a1b2c3d"
+    env = {"PATH": "/usr/bin:/bin", "CI_REGISTRY_IMAGE": image, "CI_COMMIT_SHORT_SHA": tag}
+    subprocess.run(["sh", "-ec", edit], cwd=tmp_path, env=env, check=True)
+    rendered = render_kustomization(tmp_path / "deploy" / "k8s")
+    images = {
+        container["image"]
+        for document in rendered
+        for container in document.get("spec", {})
+        .get("template", {})
+        .get("spec", {})
+        .get("containers", [])
+    }
+    assert images == {f"{image}:{tag}"}
 
 
 # --- the settings -----------------------------------------------------------------------------
