@@ -13,9 +13,10 @@ What Docker would provide is mapped instead:
   (``http://sandbox:8080`` …), so parallel runs never clash;
 - Prometheus and the SMTP catcher are not Notiflow's and are not started.
 
-It then sends a mailing of NOTIFLOW_TOPOLOGY_MESSAGES (10,000) messages through the API and checks
-that it completes, that both workers sent some (each worker's /metrics), and that the sandbox
-accepted every message exactly once; the figures are printed (``make topology`` shows them).
+It then sends a mailing of NOTIFLOW_TEST_TOPOLOGY_MESSAGES (10,000) messages through the API
+and checks that it completes, that both workers sent some (each worker's /metrics), that the
+sandbox accepted every message exactly once, and that every process stops gracefully on
+SIGTERM; the figures are printed (``make topology`` shows them).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from tests.deploy_support import ENV_EXAMPLE, load_compose, read_env_file
 
 pytestmark = pytest.mark.slow
 
-MESSAGES = int(os.environ.get("NOTIFLOW_TOPOLOGY_MESSAGES", "10000"))
+MESSAGES = int(os.environ.get("NOTIFLOW_TEST_TOPOLOGY_MESSAGES", "10000"))
 ADMIN_URL = os.environ.get(
     "NOTIFLOW_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
