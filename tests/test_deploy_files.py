@@ -91,7 +91,7 @@ def test_the_image_follows_the_deployment_rules() -> None:
     assert len(stages) == 2, stages
     assert stages[0].endswith(" AS builder")
     final = instructions[max(i for i, (k, _) in enumerate(instructions) if k == "FROM") :]
-    arguments = dict(instructions)  # the last of each: the final stage's
+    arguments = dict(final)  # the final stage's instructions (the last of each kind)
     assert any("-slim" in args for k, args in instructions if k == "ARG"), "a slim Python base"
 
     runs = " ".join(args for keyword, args in final if keyword == "RUN")
