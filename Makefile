@@ -10,7 +10,7 @@ STAMP := $(VENV)/.install-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help install run test lint fmt bench migrate vendor clean
+.PHONY: help install run test lint fmt bench migrate vendor clean topology
 
 help: ## Show this help
 	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ fmt: install ## Format and fix what ruff can
 
 bench: install ## Run the benchmarks and print their tables
 	$(BIN)/python -m bench
+
+topology: install ## docker-compose.yml's processes without Docker, on PostgreSQL: a 10,000-message mailing
+	$(BIN)/python -m pytest tests/test_deploy_topology.py -q -s
 
 migrate: install ## Bring the database schema up to date
 	$(BIN)/notiflow migrate
