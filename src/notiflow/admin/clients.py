@@ -9,6 +9,7 @@ Every write needs the role of the API route it stands for and writes that route'
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -37,10 +38,21 @@ ClientId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Offset = Annotated[int, Query(ge=0, le=2**31)]
 SearchText = Annotated[str, Query(max_length=300)]
 
+
+
+async def _close_upload(request: Request) -> AsyncIterator[None]:
+    """Close the uploaded file's spool once the request is answered, refused ones too (the
+    CSRF check reads the form before the page does)."""
+    try:
+        yield
+    finally:
+        await request.close()
+
+
 _GUARDS = [Depends(access.require_principal), Depends(access.check_csrf)]
 pages = APIRouter(prefix="/clients", dependencies=_GUARDS)
 # The import alone: ``install`` gives it the API import's body limit (NOTIFLOW_IMPORT_MAX_BYTES).
-upload = APIRouter(prefix="/clients", dependencies=_GUARDS)
+upload = APIRouter(prefix="/clients", dependencies=[Depends(_close_upload), *_GUARDS])
 
 
 # --- the list --------------------------------------------------------------------------------
