@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.async_api import Dialog, Page, expect
+from playwright.async_api import Dialog, Page, ViewportSize, expect
 
 from tests.browser_support import BrowserLog, NotiflowServer
 
@@ -19,7 +19,7 @@ CSV = (
     "79001110003,9x,,UTC\n"
     "8 925 111 00 04,,,+03:00\n"
 )
-PHONE_WIDTH = {"width": 360, "height": 740}
+PHONE_WIDTH: ViewportSize = {"width": 360, "height": 740}
 
 
 async def sign_in(page: Page, server: NotiflowServer) -> None:

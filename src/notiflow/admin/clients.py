@@ -39,7 +39,6 @@ Offset = Annotated[int, Query(ge=0, le=2**31)]
 SearchText = Annotated[str, Query(max_length=300)]
 
 
-
 async def _close_upload(request: Request) -> AsyncIterator[None]:
     """Close the uploaded file's spool once the request is answered, refused ones too (the
     CSRF check reads the form before the page does)."""
