@@ -522,3 +522,29 @@ async def test_bad_input_is_an_error_page_not_a_500(
     assert response.status_code == status
     assert response.headers["content-type"].startswith("text/html")
     assert "<h1>" in response.text
+
+
+async def test_the_import_takes_files_as_large_as_the_apis(
+    settings: Any, clock: Any, api: httpx.AsyncClient
+) -> None:
+    """The upload has the API import's body limit (NOTIFLOW_IMPORT_MAX_BYTES), not the smaller
+    one of every other request; over it, the answer names the setting (a 413, not a 500)."""
+    from notiflow.app import create_app
+
+    small = settings.model_copy(update={"request_max_bytes": 1024, "import_max_bytes": 16 * 1024})
+    app = create_app(small, clock=clock)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE
+        ) as client:
+            csrf = await sign_in(client)
+            body = "phone\n" + "".join(f"7900{i:07d}\n" for i in range(400))  # 4.8 KB
+            done = await client.post("/ui/clients/import", **upload(csrf, body.encode()))
+            assert done.status_code == 200, done.text
+            assert Html(done.text).text("import-created") == "400"
+            huge = await client.post("/ui/clients/import", **upload(csrf, body.encode() * 4))
+            assert huge.status_code == 413
+            assert "NOTIFLOW_IMPORT_MAX_BYTES" in huge.text
+    finally:
+        await app.state.db_engine.dispose()
+    assert (await api.get("/api/v1/clients")).json()["total"] == 400
