@@ -59,6 +59,15 @@ CREATE = Action("POST", f"{API_PREFIX}/mailings")
 EDIT = Action("PUT", MAILING)
 MAILING_ACTIONS = {"start": START, "pause": PAUSE, "resume": RESUME, "cancel": CANCEL}
 
+CLIENTS = f"{API_PREFIX}/clients"
+CLIENT = f"{CLIENTS}/{{client_id}}"
+CLIENT_CREATE = Action("POST", CLIENTS)
+CLIENT_EDIT = Action("PUT", CLIENT)
+CLIENT_DELETE = Action("DELETE", CLIENT)
+CLIENT_OPT_OUT = Action("POST", f"{CLIENT}/opt-out")
+CLIENT_OPT_IN = Action("POST", f"{CLIENT}/opt-in")
+CLIENT_IMPORT = Action("POST", f"{CLIENTS}/import")
+
 
 def _route(request: Request, action: Action) -> RouteInfo:
     for _api_route, info in api_routes(request.app.router.routes):

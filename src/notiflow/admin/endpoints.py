@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from notiflow.admin import access
+from notiflow.admin import clients as client_pages
 from notiflow.admin.access import UiPrincipal
 from notiflow.admin.errors import ActionRefused, install_error_pages
 from notiflow.admin.forms import MailingForm
@@ -420,6 +421,7 @@ def install(app: FastAPI) -> None:
     """Serve the UI under /ui: its routes, static files, session cookie and HTML error pages
     (the API's JSON errors stay as they are everywhere else)."""
     app.include_router(router)
+    client_pages.install(app)  # /ui/clients: the client pages (admin/clients.py)
     app.mount(f"{UI_PREFIX}/static", StaticFiles(directory=HERE / "static"), name="ui-static")
 
     async def load_key() -> str:

@@ -1,39 +1,97 @@
-"""The mailing form: HTML fields in, the API's body out, and the API's errors back next to the
-fields they are about. Validation is the API's own (``MailingCreate`` and the service)."""
+"""The UI's forms: HTML fields in, the API's body out, and the API's errors back next to the
+fields they are about. Validation is the API's own: each form names the API's schema, and the
+service's refusals (``AppError`` with a field) land next to their field too.
+
+``SchemaForm`` is the shared part; a form says which fields it has, how they make the API's body
+(``body``), which schema checks it (``schema``) and where an error of a nested body field shows
+(``FIELD_OF``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from notiflow.clients.schemas import ClientCreate
 from notiflow.core.errors import AppError, validation_body
 from notiflow.mailings.schemas import MailingReplace
-from notiflow.models import Mailing
+from notiflow.models import Client, Mailing
 
-FIELDS = ("text", "start_time", "end_time", "operator_codes", "tags", "window_start", "window_end")
-
-# Where an error of the API's body shows in the form.
-_FIELD_OF = {
-    "filter.operator_codes": "operator_codes",
-    "filter.tags": "tags",
-    "filter": "operator_codes",
-    "send_window.start": "window_start",
-    "send_window.end": "window_end",
-    "send_window": "window_start",
-}
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 
 @dataclass
-class MailingForm:
+class SchemaForm(Generic[SchemaT]):
+    """A form's values as typed (strings) and its errors by field ("" for the whole form)."""
+
     values: dict[str, str]
     errors: dict[str, list[str]] = field(default_factory=dict)
 
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+    # Where an error of the API's body shows in the form, by the body's dotted path (a prefix
+    # matches its sub-fields too); a field of the same name needs no entry.
+    FIELD_OF: ClassVar[Mapping[str, str]] = {}
+
     @classmethod
-    def parse(cls, form: Mapping[str, Any]) -> MailingForm:
-        return cls({name: str(form.get(name) or "").strip() for name in FIELDS})
+    def parse(cls, form: Mapping[str, Any]) -> Self:
+        return cls({name: str(form.get(name) or "").strip() for name in cls.FIELDS})
+
+    @classmethod
+    def schema(cls) -> type[SchemaT]:
+        """The API's schema of the body."""
+        raise NotImplementedError
+
+    def body(self) -> dict[str, Any]:
+        """The API's JSON body for these fields."""
+        raise NotImplementedError
+
+    def validate(self) -> SchemaT | None:
+        """The body checked by the API's schema, or None with the errors set."""
+        try:
+            return self.schema().model_validate(self.body())
+        except ValidationError as exc:
+            for error in validation_body(exc.errors()).errors:
+                self.add(error.field, error.message)
+            return None
+
+    def refused(self, exc: AppError) -> None:
+        """An error of the service: next to its field when it names one."""
+        self.add(exc.field or "", exc.detail)
+
+    def add(self, api_field: str, message: str) -> None:
+        name = api_field if api_field in self.FIELDS else ""
+        for prefix, form_field in self.FIELD_OF.items():
+            if api_field == prefix or api_field.startswith(prefix + "."):
+                name = form_field
+                break
+        self.errors.setdefault(name, []).append(message)
+
+
+class MailingForm(SchemaForm[MailingReplace]):
+    FIELDS = (
+        "text",
+        "start_time",
+        "end_time",
+        "operator_codes",
+        "tags",
+        "window_start",
+        "window_end",
+    )
+    FIELD_OF = {
+        "filter.operator_codes": "operator_codes",
+        "filter.tags": "tags",
+        "filter": "operator_codes",
+        "send_window.start": "window_start",
+        "send_window.end": "window_end",
+        "send_window": "window_start",
+    }
+
+    @classmethod
+    def schema(cls) -> type[MailingReplace]:
+        return MailingReplace
 
     @classmethod
     def of(cls, mailing: Mailing) -> MailingForm:
@@ -69,26 +127,38 @@ class MailingForm:
             }
         return body
 
-    def validate(self) -> MailingReplace | None:
-        """The API's schema of a mailing, or None with the errors set."""
-        try:
-            return MailingReplace.model_validate(self.body())
-        except ValidationError as exc:
-            for error in validation_body(exc.errors()).errors:
-                self.add(error.field, error.message)
-            return None
 
-    def refused(self, exc: AppError) -> None:
-        """An error of the service: next to its field when it names one."""
-        self.add(exc.field or "", exc.detail)
+class ClientForm(SchemaForm[ClientCreate]):
+    """A client, as POST /api/v1/clients (create) and PUT /api/v1/clients/{id} (edit) take it:
+    an empty operator code or time zone takes the API's default, an empty tag is no tag."""
 
-    def add(self, api_field: str, message: str) -> None:
-        name = api_field if api_field in FIELDS else ""
-        for prefix, form_field in _FIELD_OF.items():
-            if api_field == prefix or api_field.startswith(prefix + "."):
-                name = form_field
-                break
-        self.errors.setdefault(name, []).append(message)
+    FIELDS = ("phone", "operator_code", "tag", "timezone")
+
+    @classmethod
+    def schema(cls) -> type[ClientCreate]:
+        return ClientCreate  # ClientReplace is the same body
+
+    @classmethod
+    def of(cls, client: Client) -> ClientForm:
+        return cls(
+            {
+                "phone": client.phone,
+                "operator_code": client.operator_code,
+                "tag": client.tag or "",
+                "timezone": client.timezone,
+            }
+        )
+
+    def body(self) -> dict[str, Any]:
+        v = self.values
+        body: dict[str, Any] = {
+            "operator_code": v["operator_code"] or None,
+            "tag": v["tag"] or None,
+            "timezone": v["timezone"] or None,
+        }
+        if v["phone"]:  # an empty one is missing: "required", as the API says
+            body["phone"] = v["phone"]
+        return body
 
 
 def _list(text: str) -> list[str]:

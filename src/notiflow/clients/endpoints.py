@@ -12,6 +12,7 @@ from notiflow.clients.schemas import (
     ClientReplace,
     ImportMode,
     ImportResult,
+    PhonePart,
 )
 from notiflow.core.body import JsonBody, read_body, require_media_type
 from notiflow.core.errors import error_responses
@@ -82,12 +83,23 @@ async def list_clients(
         OperatorCode | None, BlankIsNone, Query(description="Exact operator code.")
     ] = None,
     phone: Annotated[Phone | None, BlankIsNone, Query(description="Exact phone.")] = None,
+    phone_contains: Annotated[
+        PhonePart | None,
+        BlankIsNone,
+        Query(
+            description=(
+                "Part of a phone: the clients whose phone has these digits somewhere "
+                "(`4567` finds 79001234567; spaces, dashes, + and parentheses are ignored)."
+            )
+        ),
+    ] = None,
 ) -> Page[ClientRead]:
     clients, total = await service.list_page(
         session,
         tag=tag,
         operator_code=operator_code,
         phone=phone,
+        phone_contains=phone_contains,
         limit=page.limit,
         offset=page.offset,
     )

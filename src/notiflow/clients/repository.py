@@ -48,7 +48,12 @@ def audience_condition(operator_codes: Sequence[str], tags: Sequence[str]) -> Co
 
 
 def _filtered(
-    query: Select[Any], *, tag: str | None, operator_code: str | None, phone: str | None
+    query: Select[Any],
+    *,
+    tag: str | None,
+    operator_code: str | None,
+    phone: str | None,
+    phone_contains: str | None = None,
 ) -> Select[Any]:
     if tag is not None:
         query = query.where(Client.tag == tag)
@@ -56,6 +61,8 @@ def _filtered(
         query = query.where(Client.operator_code == operator_code)
     if phone is not None:
         query = query.where(Client.phone == phone)
+    if phone_contains is not None:
+        query = query.where(Client.phone.contains(phone_contains, autoescape=True))
     return query
 
 
@@ -73,18 +80,18 @@ async def list_page(
     tag: str | None,
     operator_code: str | None,
     phone: str | None,
+    phone_contains: str | None = None,
     limit: int,
     offset: int,
 ) -> tuple[Sequence[Client], int]:
-    query = _filtered(select(Client), tag=tag, operator_code=operator_code, phone=phone)
-    total = await session.scalar(
-        _filtered(
-            select(func.count()).select_from(Client),
-            tag=tag,
-            operator_code=operator_code,
-            phone=phone,
-        )
-    )
+    filters: dict[str, Any] = {
+        "tag": tag,
+        "operator_code": operator_code,
+        "phone": phone,
+        "phone_contains": phone_contains,
+    }
+    query = _filtered(select(Client), **filters)
+    total = await session.scalar(_filtered(select(func.count()).select_from(Client), **filters))
     rows = await session.scalars(query.order_by(Client.id).limit(limit).offset(offset))
     return rows.all(), int(total or 0)
 

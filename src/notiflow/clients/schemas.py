@@ -1,11 +1,31 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from notiflow.core.types import ClientTag, OperatorCode, Phone, TimeZoneName
+
+_PHONE_SEPARATORS = re.compile(r"[\s()+\-]+")
+
+
+def _phone_digits(value: str) -> str:
+    digits = _PHONE_SEPARATORS.sub("", value)
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 11:
+        raise ValueError(
+            "must be 1 to 11 digits of a phone (spaces, dashes, + and parentheses are ignored)"
+        )
+    return digits
+
+
+# Part of a phone, for a search: its digits (what people put between them is dropped).
+PhonePart = Annotated[
+    str,
+    AfterValidator(_phone_digits),
+    Field(max_length=64, examples=["1234567"]),
+]
 
 _CLIENT_EXAMPLE: dict[str, Any] = {
     "phone": "79001234567",

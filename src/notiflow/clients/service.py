@@ -168,11 +168,20 @@ async def list_page(
     tag: str | None,
     operator_code: str | None,
     phone: str | None,
+    phone_contains: str | None = None,
     limit: int,
     offset: int,
 ) -> tuple[Sequence[Client], int]:
+    """A page of clients by id; each filter given narrows it (``phone_contains``: digits the
+    phone has somewhere, for a search by part of a number)."""
     return await repository.list_page(
-        session, tag=tag, operator_code=operator_code, phone=phone, limit=limit, offset=offset
+        session,
+        tag=tag,
+        operator_code=operator_code,
+        phone=phone,
+        phone_contains=phone_contains,
+        limit=limit,
+        offset=offset,
     )
 
 
