@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from notiflow.core.errors import AppError, validation_body
-from notiflow.mailings.schemas import MailingReplace
+from notiflow.mailings.schemas import MailingFilter, MailingReplace, SendWindow
 from notiflow.models import Mailing
 
 FIELDS = ("text", "start_time", "end_time", "operator_codes", "tags", "window_start", "window_end")
@@ -24,6 +25,15 @@ _FIELD_OF = {
     "send_window.end": "window_end",
     "send_window": "window_start",
 }
+
+
+class Audience(BaseModel):
+    """The part of a mailing's body its audience depends on, in the API's own schemas."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filter: MailingFilter
+    send_window: SendWindow | None
 
 
 @dataclass
@@ -52,6 +62,17 @@ class MailingForm:
             }
         )
 
+    @classmethod
+    def cloned(cls, mailing: Mailing, *, now: datetime) -> MailingForm:
+        """A new mailing like ``mailing``: its text, filter and send window, starting at the
+        next whole minute after ``now`` and lasting as long as ``mailing`` did."""
+        form = cls.of(mailing)
+        start = now.replace(second=0, microsecond=0, tzinfo=None) + timedelta(minutes=1)
+        end = start + (mailing.end_time - mailing.start_time)
+        form.values["start_time"] = start.isoformat()
+        form.values["end_time"] = end.isoformat()
+        return form
+
     def body(self) -> dict[str, Any]:
         """The API's JSON body for these fields (times without an offset are UTC)."""
         v = self.values
@@ -78,6 +99,19 @@ class MailingForm:
                 self.add(error.field, error.message)
             return None
 
+    def audience(self) -> Audience | None:
+        """The filter and send window of these fields, checked by the API's schemas (as POST
+        /api/v1/mailings/preview does), or None with the errors set."""
+        body = self.body()
+        try:
+            return Audience.model_validate(
+                {"filter": body["filter"], "send_window": body["send_window"]}
+            )
+        except ValidationError as exc:
+            for error in validation_body(exc.errors()).errors:
+                self.add(error.field, error.message)
+            return None
+
     def refused(self, exc: AppError) -> None:
         """An error of the service: next to its field when it names one."""
         self.add(exc.field or "", exc.detail)
@@ -93,3 +127,16 @@ class MailingForm:
 
 def _list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def duration_text(delta: timedelta) -> str:
+    """``timedelta(days=1, hours=2, minutes=30)`` → ``1 d 2 h 30 min`` (whole minutes)."""
+    minutes = max(int(delta.total_seconds()) // 60, 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{minutes} min" if minutes else "",
+    ]
+    return " ".join(part for part in parts if part) or "under a minute"
