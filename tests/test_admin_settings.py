@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from notiflow.admin.settings_page import setting_rows
 from notiflow.config import Settings
 from tests.conftest import TOKEN, FakeClock
 from tests.helpers import iso, make_client, make_mailing
@@ -95,6 +96,27 @@ async def test_settings_show_the_engine_never_a_secret(
     shown = Html((await ui.get("/ui/settings")).text)
     assert shown.text("NOTIFLOW_PROVIDER_URL") == "built-in sandbox"
     assert shown.text("NOTIFLOW_PROVIDER_TOKEN").startswith("not set")
+
+
+def test_secrets_and_passwords_are_never_shown() -> None:
+    settings = Settings(
+        database_url="postgresql://notiflow:db-password-Qw9@db.internal:5432/notiflow",
+        provider_url="http://provider.internal/send",
+        metrics_token="metrics-secret-Rt5",
+        session_secret="session-secret-" + "s" * 30,
+        _env_file=None,
+    )
+    shown = {row.variable: row.value for _group, rows in setting_rows(settings) for row in rows}
+    assert shown["NOTIFLOW_DATABASE_URL"] == (
+        "postgresql+asyncpg://notiflow:***@db.internal:5432/notiflow"
+    )
+    assert shown["NOTIFLOW_PROVIDER_URL"] == "http://provider.internal/send"
+    assert shown["NOTIFLOW_METRICS_TOKEN"] == "set"
+    assert shown["NOTIFLOW_SESSION_SECRET"] == "set"
+    assert shown["NOTIFLOW_PROVIDER_TOKEN"].startswith("not set")
+    every_value = " ".join(shown.values())
+    for secret in ("db-password-Qw9", "metrics-secret-Rt5", "session-secret-"):
+        assert secret not in every_value
 
 
 async def test_settings_list_every_known_worker(

@@ -20,7 +20,7 @@ from notiflow.mailings import service as mailings
 
 router = APIRouter(dependencies=[Depends(access.require_principal), Depends(access.check_csrf)])
 
-Field = Annotated[str, Query(max_length=10_000)]
+FormValue = Annotated[str, Query(max_length=10_000)]
 
 
 @router.get("/mailings/preview")
@@ -29,10 +29,10 @@ async def audience_preview(
     principal: UiPrincipal,
     session: SessionDep,
     clock: ClockDep,
-    operator_codes: Field = "",
-    tags: Field = "",
-    window_start: Field = "",
-    window_end: Field = "",
+    operator_codes: FormValue = "",
+    tags: FormValue = "",
+    window_start: FormValue = "",
+    window_end: FormValue = "",
 ) -> HTMLResponse:
     """How many clients the form's filter and send window select now. Always a 200 fragment
     (htmx swaps only those): with the API's messages when the fields are not valid."""

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from notiflow.admin import access
 from notiflow.admin.access import UiPrincipal
@@ -26,7 +27,7 @@ from notiflow.admin.rendering import flash, redirect, render
 from notiflow.admin.session import UI_PREFIX
 from notiflow.audit.recorder import track_inserts
 from notiflow.auth import service as auth
-from notiflow.auth.principal import configured_tokens
+from notiflow.auth.principal import Principal, configured_tokens
 from notiflow.auth.roles import ROLE_DESCRIPTIONS, Role
 from notiflow.auth.schemas import TokenCreate
 from notiflow.config import Settings
@@ -194,7 +195,7 @@ class TokenForm:
             return None
 
 
-async def _token_rows(session: SessionDep, settings: Settings) -> list[TokenRow]:
+async def _token_rows(session: AsyncSession, settings: Settings) -> list[TokenRow]:
     stored = [
         TokenRow(t.name, t.role, t.created_at, token_id=t.id, configured_in=None)
         for t in await auth.list_all(session)
@@ -214,8 +215,8 @@ async def _token_rows(session: SessionDep, settings: Settings) -> list[TokenRow]
 
 async def _page(
     request: Request,
-    principal: UiPrincipal,
-    session: SessionDep,
+    principal: Principal,
+    session: AsyncSession,
     settings: Settings,
     now: datetime,
     *,
