@@ -58,6 +58,11 @@ DELETE = Action("DELETE", MAILING)
 CREATE = Action("POST", f"{API_PREFIX}/mailings")
 EDIT = Action("PUT", MAILING)
 MAILING_ACTIONS = {"start": START, "pause": PAUSE, "resume": RESUME, "cancel": CANCEL}
+PREVIEW = Action("POST", f"{API_PREFIX}/mailings/preview")  # a read: it writes nothing
+WORKERS = Action("GET", f"{API_PREFIX}/workers")
+TOKENS = Action("GET", f"{API_PREFIX}/tokens")
+TOKEN_CREATE = Action("POST", f"{API_PREFIX}/tokens")
+TOKEN_REVOKE = Action("DELETE", f"{API_PREFIX}/tokens/{{token_id}}")
 
 CLIENTS = f"{API_PREFIX}/clients"
 CLIENT = f"{CLIENTS}/{{client_id}}"

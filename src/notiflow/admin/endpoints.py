@@ -14,11 +14,11 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request, sta
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from notiflow.admin import access
+from notiflow.admin import access, audience, settings_page
 from notiflow.admin import clients as client_pages
 from notiflow.admin.access import UiPrincipal
 from notiflow.admin.errors import ActionRefused, install_error_pages
-from notiflow.admin.forms import MailingForm
+from notiflow.admin.forms import MailingForm, duration_text
 from notiflow.admin.rendering import HERE, flash, redirect, render
 from notiflow.admin.session import UI_PREFIX, UiSessions, session_key
 from notiflow.audit.recorder import track_inserts
@@ -182,20 +182,36 @@ async def mailings_rows(
 
 
 def _form_page(
-    request: Request, form: MailingForm, *, mailing: Mailing | None, status_code: int = 200
+    request: Request,
+    form: MailingForm,
+    *,
+    mailing: Mailing | None,
+    status_code: int = 200,
+    cloned_from: Mailing | None = None,
 ) -> HTMLResponse:
-    return render(
-        request,
-        "mailing_form.html",
-        {"form": form, "mailing": mailing, "active": "mailings"},
-        status_code=status_code,
-    )
+    context: dict[str, Any] = {"form": form, "mailing": mailing, "active": "mailings"}
+    if cloned_from is not None:
+        context["cloned_from"] = cloned_from
+        context["clone_lasts"] = duration_text(cloned_from.end_time - cloned_from.start_time)
+    return render(request, "mailing_form.html", context, status_code=status_code)
 
 
 @pages.get("/mailings/new")
-async def new_mailing_page(request: Request, principal: UiPrincipal) -> HTMLResponse:
+async def new_mailing_page(
+    request: Request,
+    principal: UiPrincipal,
+    session: SessionDep,
+    clock: ClockDep,
+    source: Annotated[int | None, Query(alias="from", ge=1, le=2**63 - 1)] = None,
+) -> HTMLResponse:
+    """The form of a new mailing; ``?from=ID`` fills it in from mailing ID (Clone): saved
+    through the same create as any other."""
     access.access_for(request, principal, access.CREATE)
-    return _form_page(request, MailingForm.parse({}), mailing=None)
+    if source is None:
+        return _form_page(request, MailingForm.parse({}), mailing=None)
+    original = await mailings.get(session, source)
+    form = MailingForm.cloned(original, now=clock())
+    return _form_page(request, form, mailing=None, cloned_from=original)
 
 
 @pages.post("/mailings/new")
@@ -312,6 +328,7 @@ async def mailing_page(
             "statuses": [s.value for s in MessageStatus],
             "actions": _actions(request, principal, mailing),
             "poll_seconds": POLL_SECONDS,
+            "can_clone": access.allowed(request, principal, access.CREATE),
             "can_edit": mailing.status not in (MailingStatus.completed, MailingStatus.cancelled)
             and access.allowed(request, principal, access.EDIT),
         },
@@ -411,6 +428,9 @@ async def mailing_action(
     return redirect(here)
 
 
+# Before pages: /mailings/preview would otherwise be read as /mailings/{mailing_id}.
+router.include_router(audience.router)
+router.include_router(settings_page.router)
 router.include_router(pages)
 
 

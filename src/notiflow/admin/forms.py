@@ -11,16 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from notiflow.clients.schemas import ClientCreate
 from notiflow.core.errors import AppError, validation_body
-from notiflow.mailings.schemas import MailingReplace
+from notiflow.mailings.schemas import MailingFilter, MailingReplace, SendWindow
 from notiflow.models import Client, Mailing
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class Audience(BaseModel):
+    """The part of a mailing's body its audience depends on, in the API's own schemas."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filter: MailingFilter
+    send_window: SendWindow | None
 
 
 @dataclass
@@ -50,8 +61,12 @@ class SchemaForm(Generic[SchemaT]):
 
     def validate(self) -> SchemaT | None:
         """The body checked by the API's schema, or None with the errors set."""
+        return self.check(self.schema(), self.body())
+
+    def check(self, schema: type[ModelT], body: dict[str, Any]) -> ModelT | None:
+        """``body`` checked by ``schema``, or None with its errors set next to their fields."""
         try:
-            return self.schema().model_validate(self.body())
+            return schema.model_validate(body)
         except ValidationError as exc:
             for error in validation_body(exc.errors()).errors:
                 self.add(error.field, error.message)
@@ -110,6 +125,17 @@ class MailingForm(SchemaForm[MailingReplace]):
             }
         )
 
+    @classmethod
+    def cloned(cls, mailing: Mailing, *, now: datetime) -> MailingForm:
+        """A new mailing like ``mailing``: its text, filter and send window, starting at the
+        next whole minute after ``now`` and lasting as long as ``mailing`` did."""
+        form = cls.of(mailing)
+        start = now.replace(second=0, microsecond=0, tzinfo=None) + timedelta(minutes=1)
+        end = start + (mailing.end_time - mailing.start_time)
+        form.values["start_time"] = start.isoformat()
+        form.values["end_time"] = end.isoformat()
+        return form
+
     def body(self) -> dict[str, Any]:
         """The API's JSON body for these fields (times without an offset are UTC)."""
         v = self.values
@@ -126,6 +152,12 @@ class MailingForm(SchemaForm[MailingReplace]):
                 "end": v["window_end"] or None,
             }
         return body
+
+    def audience(self) -> Audience | None:
+        """The filter and send window of these fields, checked by the API's schemas (as POST
+        /api/v1/mailings/preview does), or None with the errors set."""
+        body = self.body()
+        return self.check(Audience, {"filter": body["filter"], "send_window": body["send_window"]})
 
 
 class ClientForm(SchemaForm[ClientCreate]):
@@ -163,3 +195,16 @@ class ClientForm(SchemaForm[ClientCreate]):
 
 def _list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def duration_text(delta: timedelta) -> str:
+    """``timedelta(days=1, hours=2, minutes=30)`` → ``1 d 2 h 30 min`` (whole minutes)."""
+    minutes = max(int(delta.total_seconds()) // 60, 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{minutes} min" if minutes else "",
+    ]
+    return " ".join(part for part in parts if part) or "under a minute"
