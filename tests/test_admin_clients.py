@@ -544,6 +544,7 @@ async def test_the_import_takes_files_as_large_as_the_apis(
             assert Html(done.text).text("import-created") == "400"
             huge = await client.post("/ui/clients/import", **upload(csrf, body.encode() * 4))
             assert huge.status_code == 413
+            assert huge.headers["content-type"].startswith("text/html")  # a page, not JSON
             assert "NOTIFLOW_IMPORT_MAX_BYTES" in huge.text
     finally:
         await app.state.db_engine.dispose()

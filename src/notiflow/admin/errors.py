@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from notiflow.admin.access import SignInRequired
 from notiflow.admin.rendering import flash, redirect, render
@@ -27,8 +28,19 @@ class ActionRefused(Exception):
 
 
 def _is_ui(request: Request) -> bool:
-    path = request.url.path
+    return _is_ui_path(request.url.path)
+
+
+def _is_ui_path(path: str) -> bool:
     return path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
+
+
+def _page_outside_handlers(scope: Scope, status_code: int, detail: str) -> Response | None:
+    """``app.state.error_page``: an error answered outside the exception handlers (a body over
+    its limit, see ``notiflow.core.body_limit``) as a page under /ui."""
+    if not _is_ui_path(scope.get("path", "")):
+        return None
+    return error_page(Request(scope), status_code, detail)
 
 
 def error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
@@ -87,6 +99,7 @@ def install_error_pages(app: FastAPI) -> None:
             return error_page(request, 404, "There is no such page.")
         return error_page(request, 422, "The address has a value this page cannot use.")
 
+    app.state.error_page = _page_outside_handlers
     app.add_exception_handler(SignInRequired, on_sign_in_required)
     app.add_exception_handler(ActionRefused, on_refused)
     app.add_exception_handler(AppError, on_app_error)

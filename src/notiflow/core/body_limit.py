@@ -16,10 +16,13 @@ FastAPI answers in two ways, both worded here by :func:`too_large`:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notiflow.config import Settings
@@ -27,9 +30,14 @@ from notiflow.core.errors import PayloadTooLarge
 
 _REQUEST, _IMPORT = "NOTIFLOW_REQUEST_MAX_BYTES", "NOTIFLOW_IMPORT_MAX_BYTES"
 
+ErrorPage = Callable[[Scope, int, str], Response | None]
+"""``app.state.error_page``, when set: the answer for an error of a request of the pages for
+people (the admin UI's HTML page), or None to answer in the API's JSON shape."""
 
-def too_large(scope: Scope) -> JSONResponse:
-    """The 413 for the limit FastAPI applied to this request, naming the setting that raises it."""
+
+def too_large(scope: Scope) -> Response:
+    """The 413 for the limit FastAPI applied to this request, naming the setting that raises it
+    (a page of the admin UI when the request was one of its forms)."""
     settings: Settings = scope["app"].state.settings
     limit = int(scope.get(MAX_BODY_SIZE_SCOPE_KEY, settings.request_max_bytes))
     if limit == settings.request_max_bytes == settings.import_max_bytes:
@@ -42,10 +50,14 @@ def too_large(scope: Scope) -> JSONResponse:
         f"the request body is larger than {limit} bytes, the limit of this endpoint; "
         f"to accept larger bodies, raise {variable}"
     )
+    error_page: ErrorPage | None = getattr(scope["app"].state, "error_page", None)
+    page = error_page(scope, error.status_code, error.detail) if error_page else None
+    if page is not None:
+        return page
     return JSONResponse(error.body().model_dump(), status_code=error.status_code)
 
 
-async def too_large_handler(request: Request, _exc: Exception) -> JSONResponse:
+async def too_large_handler(request: Request, _exc: Exception) -> Response:
     """Exception handler for status 413: only FastAPI's body limit raises it as HTTPException."""
     return too_large(request.scope)
 
