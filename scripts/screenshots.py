@@ -48,9 +48,17 @@ class Shot:
     full_page: bool = True  # False: what the window shows, no more
     signed_in: bool = True
     ready: str = "main"  # a selector that is visible once the page has drawn itself
+    act: Callable[[Page], None] | None = None  # what to do on the page before the shot
 
 
-# Every page, once each: a page added to the UI is one line here.
+def submit_empty_form(page: Page) -> None:
+    """Send the form as it is: the API's errors show next to their fields."""
+    page.get_by_role("button", name="Create").click()
+    page.locator(".field-error").first.wait_for()
+
+
+# The pages to shoot, in order: a page added to the UI is one line here (its name, its path,
+# then any option of Shot).
 PAGES = (
     Shot("sign-in", "/ui/sign-in", signed_in=False),
     Shot("dashboard", "/ui/"),
@@ -59,10 +67,12 @@ PAGES = (
     Shot("mailing-failed", "/ui/mailings/{completed}?status=failed"),
     Shot("mailing-running", "/ui/mailings/{running}", height=1100, full_page=False),
     Shot("mailing-form", "/ui/mailings/new"),
+    Shot("mailing-form-errors", "/ui/mailings/new", act=submit_empty_form),
     Shot("docs", "/docs", full_page=False, ready="#operations-tag-clients"),
     Shot("dashboard-phone", "/ui/", PHONE),
     Shot("mailings-phone", "/ui/mailings", PHONE),
     Shot("mailing-phone", "/ui/mailings/{completed}", PHONE),
+    Shot("mailing-form-phone", "/ui/mailings/new", PHONE, act=submit_empty_form),
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,6 +308,8 @@ def shoot(browser: Browser, base: str, shots: list[Shot], ids: dict[str, int], o
             page = contexts[key].new_page()
             page.goto(base + shot.path.format(**ids))
             page.locator(shot.ready).first.wait_for()
+            if shot.act is not None:
+                shot.act(page)
             page.wait_for_load_state("networkidle")
             data = page.screenshot(full_page=shot.full_page, animations="disabled", caret="hide")
             size = save_png(data, out / f"{shot.name}.png")
