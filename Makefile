@@ -10,7 +10,7 @@ STAMP := $(VENV)/.install-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help install run test lint fmt bench migrate vendor screenshots clean
+.PHONY: help install run test lint fmt bench migrate vendor clean
 
 help: ## Show this help
 	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -49,6 +49,7 @@ vendor: ## Fetch the vendored front-end assets again from npm (src/notiflow/stat
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
 	$(PYTHON) scripts/vendor.py
 
+.PHONY: screenshots
 screenshots: install ## Save PNGs of the admin UI's pages, from a demo, in docs/screenshots (needs Chromium)
 	$(BIN)/python scripts/screenshots.py
 
