@@ -13,7 +13,7 @@ PORT ?= 8000
 .PHONY: help install run test lint fmt bench migrate vendor clean topology
 
 help: ## Show this help
-	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -51,6 +51,10 @@ migrate: install ## Bring the database schema up to date
 vendor: ## Fetch the vendored front-end assets again from npm (src/notiflow/static/vendor)
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
 	$(PYTHON) scripts/vendor.py
+
+.PHONY: screenshots
+screenshots: install ## Save PNGs of the admin UI's pages, from a demo, in docs/screenshots (needs Chromium)
+	$(BIN)/python scripts/screenshots.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -585,3 +585,34 @@ async def test_no_database_is_a_503_not_a_500() -> None:
         assert "database is unavailable" in response.text
     finally:
         await app.state.db_engine.dispose()
+
+
+async def test_a_poll_leaves_the_message_for_the_page_and_updates_the_heading(
+    api: httpx.AsyncClient, ui: httpx.AsyncClient, clock: Any
+) -> None:
+    """A poll of the counts (htmx) that lands between an action and the page it redirects to
+    leaves the action's message to that page; the poll's answer carries the status for the
+    page's heading too (an out-of-band swap), and only a poll does."""
+    mailing = await make_mailing(api, clock(), start_in=timedelta(0))
+    mailing_id = mailing["id"]
+    csrf = await sign_in(ui)
+    page_url = f"/ui/mailings/{mailing_id}"
+    paused = await ui.post(f"{page_url}/pause", data={"csrf_token": csrf})
+    assert paused.status_code == 303, paused.text
+
+    polled = await ui.get(f"{page_url}/counts", headers={"HX-Request": "true"})
+    assert polled.status_code == 200
+    heading = [e for e in Html(polled.text).elements if e.get("id") == "mailing-status"]
+    assert heading == [
+        {
+            "tag": "span",
+            "class": "badge status-paused",
+            "id": "mailing-status",
+            "hx-swap-oob": "true",
+        }
+    ]
+    page = await ui.get(page_url)
+    assert f"Mailing {mailing_id} was paused." in page.text
+    assert [e for e in Html(page.text).elements if e.get("id") == "mailing-status"] == [
+        {"tag": "span", "class": "badge status-paused", "id": "mailing-status"}
+    ]

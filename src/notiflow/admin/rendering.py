@@ -28,6 +28,9 @@ def render(
     request: Request, name: str, context: dict[str, Any], *, status_code: int = 200
 ) -> HTMLResponse:
     has_session = "session" in request.scope
+    # A fragment htmx polls for never shows the message: it stays for the next whole page (a
+    # poll landing between an action and the page it redirects to must not swallow it).
+    fragment = "hx-request" in request.headers
     return templates.TemplateResponse(
         request,
         name,
@@ -35,7 +38,7 @@ def render(
             "principal": getattr(request.state, "principal", None),
             "csrf_token": access.csrf_token(request) if has_session else "",
             "csrf_field": access.CSRF_FIELD,
-            "flash": request.session.pop("flash", None) if has_session else None,
+            "flash": request.session.pop("flash", None) if has_session and not fragment else None,
             "ui": UI_PREFIX,
             "htmx_js": request.scope.get("root_path", "").rstrip("/") + HTMX_JS,
             **context,
