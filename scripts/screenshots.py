@@ -57,6 +57,17 @@ def submit_empty_form(page: Page) -> None:
     page.locator(".field-error").first.wait_for()
 
 
+def import_with_bad_rows(page: Page) -> None:
+    """Import a small CSV with two bad rows: the result shows the rows not imported."""
+    rows = "phone,operator_code,tag,timezone\n79005550101,900,vip,Europe/Moscow\n"
+    rows += "79005550102,900,vip,Mars/Olympus\n7900555,900,vip,UTC\n79005550104,901,,UTC\n"
+    page.set_input_files(
+        "#file", files=[{"name": "clients.csv", "mimeType": "text/csv", "buffer": rows.encode()}]
+    )
+    page.get_by_role("button", name="Import").click()
+    page.locator("#import-created").wait_for()
+
+
 # The pages to shoot, in order: a page added to the UI is one line here (its name, its path,
 # then any option of Shot).
 PAGES = (
@@ -68,11 +79,16 @@ PAGES = (
     Shot("mailing-running", "/ui/mailings/{running}", height=1100, full_page=False),
     Shot("mailing-form", "/ui/mailings/new"),
     Shot("mailing-form-errors", "/ui/mailings/new", act=submit_empty_form),
+    Shot("clients", "/ui/clients", height=1100, full_page=False),
+    Shot("client", "/ui/clients/1"),
+    Shot("clients-import", "/ui/clients/import", act=import_with_bad_rows),
+    Shot("settings", "/ui/settings"),
     Shot("docs", "/docs", full_page=False, ready="#operations-tag-clients"),
     Shot("dashboard-phone", "/ui/", PHONE),
     Shot("mailings-phone", "/ui/mailings", PHONE),
     Shot("mailing-phone", "/ui/mailings/{completed}", PHONE),
     Shot("mailing-form-phone", "/ui/mailings/new", PHONE, act=submit_empty_form),
+    Shot("clients-phone", "/ui/clients", PHONE),
 )
 
 ROOT = Path(__file__).resolve().parent.parent
