@@ -4,6 +4,7 @@ need of it."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -16,6 +17,8 @@ from notiflow.auth.roles import Role
 from notiflow.config import Settings
 from notiflow.core.errors import NotFound
 from notiflow.deps import SettingsDep
+
+log = logging.getLogger("notiflow.ui")
 
 router = APIRouter(prefix=f"{UI_PREFIX}/auth/oidc", include_in_schema=False)
 
@@ -62,6 +65,7 @@ async def callback(request: Request, settings: SettingsDep) -> Response:
     target = safe_next(request.session.get(oidc.NEXT))
     oidc.start_session(request.session, identity, Role(settings.oidc_role))
     access.csrf_token(request)  # a fresh one for the new session
+    log.info("ui sign-in", extra={"actor": identity.email, "method": oidc.METHOD})
     return redirect(target)
 
 
