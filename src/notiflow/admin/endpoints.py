@@ -14,10 +14,12 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request, sta
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from notiflow.admin import access, oidc_endpoints
+from notiflow.admin import access
 from notiflow.admin.access import UiPrincipal
 from notiflow.admin.errors import ActionRefused, install_error_pages
 from notiflow.admin.forms import MailingForm
+from notiflow.admin.oidc_endpoints import install as install_oidc_sign_in
+from notiflow.admin.oidc_endpoints import logout_offer, offer_logout, sign_in_context
 from notiflow.admin.rendering import HERE, flash, redirect, render
 from notiflow.admin.session import UI_PREFIX, UiSessions, safe_next, session_key
 from notiflow.audit.recorder import track_inserts
@@ -62,9 +64,7 @@ async def sign_in_page(
 ) -> HTMLResponse:
     target = _safe_next(next)
     context = {"next": target, "error": None}
-    return render(
-        request, "sign_in.html", context | oidc_endpoints.sign_in_context(request, settings, target)
-    )
+    return render(request, "sign_in.html", context | sign_in_context(request, settings, target))
 
 
 @router.post("/sign-in", dependencies=[Depends(access.check_csrf)])
@@ -85,7 +85,7 @@ async def sign_in(
         return render(
             request,
             "sign_in.html",
-            context | oidc_endpoints.sign_in_context(request, settings, target),
+            context | sign_in_context(request, settings, target),
             status_code=status.HTTP_401_UNAUTHORIZED,
         )
     access.sign_in(request, token_hash)
@@ -94,10 +94,10 @@ async def sign_in(
 
 @router.post("/sign-out", dependencies=[Depends(access.check_csrf)])
 async def sign_out(request: Request) -> Response:
-    provider_logout = await oidc_endpoints.logout_offer(request)  # offered on the next page
+    provider_logout = await logout_offer(request)  # offered on the next page
     access.sign_out(request)
     if provider_logout is not None:
-        oidc_endpoints.offer_logout(request, provider_logout)
+        offer_logout(request, provider_logout)
     return redirect(f"{UI_PREFIX}/sign-in")
 
 
@@ -426,8 +426,8 @@ router.include_router(pages)
 def install(app: FastAPI) -> None:
     """Serve the UI under /ui: its routes, static files, session cookie and HTML error pages
     (the API's JSON errors stay as they are everywhere else)."""
+    install_oidc_sign_in(app, app.state.settings)  # /ui/auth/oidc: sign-in through OIDC
     app.include_router(router)
-    oidc_endpoints.install(app, app.state.settings)  # /ui/auth/oidc: sign-in through OIDC
     app.mount(f"{UI_PREFIX}/static", StaticFiles(directory=HERE / "static"), name="ui-static")
 
     async def load_key() -> str:
