@@ -277,15 +277,18 @@ async def test_the_audit_entry_of_a_ui_action_names_the_email(
 
 
 @pytest.fixture
-def second_app(db_url: str, people: OidcProvider) -> Any:
+async def second_app(db_url: str, people: OidcProvider) -> AsyncIterator[Any]:
     """Build another app on the same database (its sessions share the stored key), as after a
     restart with other settings."""
+    built: list[Any] = []
 
     def build(**overrides: Any) -> Any:
-        application = create_app(oidc_settings(db_url, people.url, **overrides))
-        return application
+        built.append(create_app(oidc_settings(db_url, people.url, **overrides)))
+        return built[-1]
 
-    return build
+    yield build
+    for application in built:
+        await application.state.db_engine.dispose()
 
 
 async def _with_cookies(application: Any, ui: httpx.AsyncClient) -> httpx.AsyncClient:
@@ -302,7 +305,6 @@ async def test_a_person_taken_off_the_lists_is_signed_out_at_the_next_request(
     restarted = second_app(oidc_allowed_emails="", oidc_allowed_domains="team.example")
     async with await _with_cookies(restarted, ui) as same_browser:
         await assert_signed_out(same_browser)
-    await restarted.state.db_engine.dispose()
 
 
 async def test_the_role_is_the_setting_in_force(
@@ -320,7 +322,6 @@ async def test_the_role_is_the_setting_in_force(
         )
         assert refused.status_code == 403
         assert "Your role is read; this needs send." in refused.text
-    await restarted.state.db_engine.dispose()
     assert await status_of(api, mailing["id"]) == "scheduled"
 
 
