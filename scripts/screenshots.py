@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Route, sync_playwright
 
 DESKTOP = 1280
 PHONE = 390
@@ -61,9 +61,8 @@ def import_with_bad_rows(page: Page) -> None:
     """Import a small CSV with two bad rows: the result shows the rows not imported."""
     rows = "phone,operator_code,tag,timezone\n79005550101,900,vip,Europe/Moscow\n"
     rows += "79005550102,900,vip,Mars/Olympus\n7900555,900,vip,UTC\n79005550104,901,,UTC\n"
-    page.set_input_files(
-        "#file", files=[{"name": "clients.csv", "mimeType": "text/csv", "buffer": rows.encode()}]
-    )
+    upload: FilePayload = {"name": "clients.csv", "mimeType": "text/csv", "buffer": rows.encode()}
+    page.set_input_files("#file", files=upload)
     page.get_by_role("button", name="Import").click()
     page.locator("#import-created").wait_for()
 

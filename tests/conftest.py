@@ -28,8 +28,8 @@ from notiflow.db.base import Base
 from notiflow.db.migrate import upgrade
 from notiflow.delivery.engine import Engine
 
-# The browser tests' fixtures: a real server, Chromium, request logs (see the module).
-pytest_plugins = ["tests.browser_support"]
+# The browser tests' fixtures: a real server, Chromium, request logs; the OIDC provider.
+pytest_plugins = ["tests.browser_support", "tests.oidc_support"]
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 TOKEN = "test-token"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from datetime import time, timedelta
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -215,6 +216,36 @@ class Settings(BaseSettings):
         "Prometheus and an orchestrator reach it in a container).",
     )
 
+    # --- sign-in to the admin UI through OpenID Connect ----------------------------------------
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="The OpenID Connect provider whose discovery document "
+        "(<issuer>/.well-known/openid-configuration) the admin UI signs people in with; an "
+        "https URL (http only on 127.0.0.1 or localhost). Unset: token sign-in only.",
+    )
+    oidc_client_id: str = Field(
+        default="", max_length=500, description="This Notiflow's client id at the provider."
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="This Notiflow's client secret at the provider."
+    )
+    oidc_allowed_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated email addresses that may sign in through the provider.",
+    )
+    oidc_allowed_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated email domains (example.com) whose people may sign in.",
+    )
+    oidc_role: Literal["read", "send", "admin"] = Field(
+        default="send", description="The role of everyone signed in through the provider."
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile",
+        max_length=500,
+        description="Scopes asked of the provider; openid and email are required.",
+    )
+
     # --- webhooks -----------------------------------------------------------------------------
     webhook_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="Seconds one webhook delivery attempt may take."
@@ -374,6 +405,93 @@ class Settings(BaseSettings):
             raise ValueError("NOTIFLOW_REPORT_TO is set: NOTIFLOW_SMTP_URL must be set too")
         if self.report_to and not self.report_from:
             raise ValueError("NOTIFLOW_REPORT_TO is set: NOTIFLOW_REPORT_FROM must be set too")
+        return self
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _check_issuer(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise ValueError("not a URL: use https://login.example.com/realms/notiflow") from None
+        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("not an issuer URL: use https://login.example.com/realms/notiflow")
+        if parts.scheme != "https" and not (parts.scheme == "http" and local):
+            raise ValueError(
+                "must be an https:// URL (http:// only on 127.0.0.1 or localhost, for testing)"
+            )
+        return value
+
+    @field_validator("oidc_client_id", "oidc_scopes")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("oidc_client_secret")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return value
+
+    @field_validator("oidc_allowed_emails", "oidc_allowed_domains", mode="before")
+    @classmethod
+    def _split_lowercase(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return [str(item).strip().lower() for item in value if str(item).strip()]
+        return value
+
+    @field_validator("oidc_allowed_emails")
+    @classmethod
+    def _check_allowed_emails(cls, value: list[str]) -> list[str]:
+        for email in value:
+            local, at, domain = email.rpartition("@")
+            if not at or not local or not domain or " " in email:
+                raise ValueError(f"{email!r} is not an email address")
+        return value
+
+    @field_validator("oidc_allowed_domains")
+    @classmethod
+    def _check_allowed_domains(cls, value: list[str]) -> list[str]:
+        domains = [domain.removeprefix("@") for domain in value]
+        for domain in domains:
+            if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+                raise ValueError(f"{domain!r} is not a domain name like example.com")
+        return domains
+
+    @field_validator("oidc_role", mode="before")
+    @classmethod
+    def _lower_role(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _oidc_is_whole(self) -> Settings:
+        if self.oidc_issuer is None:
+            if self.oidc_client_id or self.oidc_client_secret is not None:
+                raise ValueError(
+                    "NOTIFLOW_OIDC_CLIENT_ID or NOTIFLOW_OIDC_CLIENT_SECRET is set: "
+                    "NOTIFLOW_OIDC_ISSUER must be set too"
+                )
+            return self
+        if not self.oidc_client_id or self.oidc_client_secret is None:
+            raise ValueError(
+                "NOTIFLOW_OIDC_ISSUER is set: NOTIFLOW_OIDC_CLIENT_ID and "
+                "NOTIFLOW_OIDC_CLIENT_SECRET must be set too"
+            )
+        if not self.oidc_allowed_emails and not self.oidc_allowed_domains:
+            raise ValueError(
+                "NOTIFLOW_OIDC_ISSUER is set but nobody may sign in: set "
+                "NOTIFLOW_OIDC_ALLOWED_EMAILS and/or NOTIFLOW_OIDC_ALLOWED_DOMAINS"
+            )
+        scopes = self.oidc_scopes.split()
+        if "openid" not in scopes or "email" not in scopes:
+            raise ValueError("NOTIFLOW_OIDC_SCOPES must include openid and email")
         return self
 
     @property

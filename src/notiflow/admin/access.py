@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notiflow.admin import oidc
 from notiflow.audit.recorder import write_entry
 from notiflow.auth import service as auth
 from notiflow.auth.dependencies import Access
@@ -95,7 +96,7 @@ def access_for(request: Request, principal: Principal, action: Action) -> Access
     the role is too low."""
     role = needs(request, action)
     if not principal.role.allows(role):
-        raise Forbidden(f"Your token's role is {principal.role.value}; this needs {role.value}.")
+        raise Forbidden(f"Your role is {principal.role.value}; this needs {role.value}.")
     return Access(principal=principal, needs=role, route=action.route, method=action.method)
 
 
@@ -115,13 +116,19 @@ async def record(
         at=clock(),
         path_params=params,
         inserted=inserted,
-        extra={"via": "ui"},
+        # A person signed in through OIDC: the actor is their email, the method says so.
+        extra={
+            "via": "ui",
+            **({"method": access.principal.method} if access.principal.method else {}),
+        },
     )
 
 
 async def principal_of(
     request: Request, session: AsyncSession, settings: Settings
 ) -> Principal | None:
+    if oidc.signed_in(request.session):  # the session says which kind it is
+        return oidc.principal_of(request.session, settings)
     token_hash = request.session.get(TOKEN_HASH)
     if not isinstance(token_hash, str):
         return None

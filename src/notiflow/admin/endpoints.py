@@ -19,8 +19,10 @@ from notiflow.admin import clients as client_pages
 from notiflow.admin.access import UiPrincipal
 from notiflow.admin.errors import ActionRefused, install_error_pages
 from notiflow.admin.forms import MailingForm, duration_text
+from notiflow.admin.oidc_endpoints import install as install_oidc_sign_in
+from notiflow.admin.oidc_endpoints import logout_offer, offer_logout, sign_in_context
 from notiflow.admin.rendering import HERE, flash, redirect, render
-from notiflow.admin.session import UI_PREFIX, UiSessions, session_key
+from notiflow.admin.session import UI_PREFIX, UiSessions, safe_next, session_key
 from notiflow.audit.recorder import track_inserts
 from notiflow.auth import service as auth
 from notiflow.auth.principal import configured_tokens
@@ -51,19 +53,19 @@ router = APIRouter(prefix=UI_PREFIX, include_in_schema=False)
 pages = APIRouter(dependencies=[Depends(access.require_principal), Depends(access.check_csrf)])
 
 
-def _safe_next(value: str | None) -> str:
-    """Where to go after signing in: a path of the UI, never another site."""
-    if value and value.startswith(UI_PREFIX + "/") and not value.startswith("//"):
-        return value
-    return UI_PREFIX + "/"
+_safe_next = safe_next  # where to go after signing in: a path of the UI, never another site
 
 
 # --- sign-in ---------------------------------------------------------------------------------
 
 
 @router.get("/sign-in")
-async def sign_in_page(request: Request, next: str | None = None) -> HTMLResponse:
-    return render(request, "sign_in.html", {"next": _safe_next(next), "error": None})
+async def sign_in_page(
+    request: Request, settings: SettingsDep, next: str | None = None
+) -> HTMLResponse:
+    target = _safe_next(next)
+    context = {"next": target, "error": None}
+    return render(request, "sign_in.html", context | sign_in_context(request, settings, target))
 
 
 @router.post("/sign-in", dependencies=[Depends(access.check_csrf)])
@@ -79,10 +81,12 @@ async def sign_in(
         session, token_hash, configured=configured_tokens(settings)
     )
     if principal is None:
+        target = _safe_next(next)
+        context = {"next": target, "error": "That token is not valid: check it and retry."}
         return render(
             request,
             "sign_in.html",
-            {"next": _safe_next(next), "error": "That token is not valid: check it and retry."},
+            context | sign_in_context(request, settings, target),
             status_code=status.HTTP_401_UNAUTHORIZED,
         )
     access.sign_in(request, token_hash)
@@ -91,7 +95,10 @@ async def sign_in(
 
 @router.post("/sign-out", dependencies=[Depends(access.check_csrf)])
 async def sign_out(request: Request) -> Response:
+    provider_logout = await logout_offer(request)  # offered on the next page
     access.sign_out(request)
+    if provider_logout is not None:
+        offer_logout(request, provider_logout)
     return redirect(f"{UI_PREFIX}/sign-in")
 
 
@@ -440,6 +447,7 @@ router.include_router(pages)
 def install(app: FastAPI) -> None:
     """Serve the UI under /ui: its routes, static files, session cookie and HTML error pages
     (the API's JSON errors stay as they are everywhere else)."""
+    install_oidc_sign_in(app, app.state.settings)  # /ui/auth/oidc: sign-in through OIDC
     app.include_router(router)
     client_pages.install(app)  # /ui/clients: the client pages (admin/clients.py)
     app.mount(f"{UI_PREFIX}/static", StaticFiles(directory=HERE / "static"), name="ui-static")

@@ -32,6 +32,18 @@ MAX_AGE_SECONDS = 12 * 3600
 SESSION_KEY_NAME = "ui_session_key"
 
 
+def safe_next(value: object) -> str:
+    """Where to go after signing in: a path of the UI, never another site."""
+    if (
+        isinstance(value, str)
+        and value.startswith(UI_PREFIX + "/")
+        and not value.startswith("//")
+        and "\\" not in value
+    ):
+        return value
+    return UI_PREFIX + "/"
+
+
 async def session_key(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock
 ) -> str:

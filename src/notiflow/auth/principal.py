@@ -13,6 +13,8 @@ class Principal:
     name: str  # the stored token's name, or config#1, config-send#1, … for configured tokens
     role: Role
     token_id: int | None = None  # stored tokens only
+    # How an admin UI session signed in when not with a token: "oidc" (the name is an email).
+    method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
