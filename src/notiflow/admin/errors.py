@@ -8,13 +8,13 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from notiflow.admin.access import SignInRequired
 from notiflow.admin.rendering import flash, redirect, render
 from notiflow.admin.session import UI_PREFIX
-from notiflow.core.errors import AppError
+from notiflow.core.errors import AppError, ErrorBody
 
 
 class ActionRefused(Exception):
@@ -27,8 +27,9 @@ class ActionRefused(Exception):
 
 
 def _is_ui(request: Request) -> bool:
+    """A page of the UI (its JSON routes, ``*.json``, answer errors as the API does)."""
     path = request.url.path
-    return path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
+    return (path == UI_PREFIX or path.startswith(UI_PREFIX + "/")) and not path.endswith(".json")
 
 
 def error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
@@ -56,6 +57,9 @@ def install_error_pages(app: FastAPI) -> None:
     api_validation_error = app.exception_handlers[RequestValidationError]
 
     async def on_sign_in_required(request: Request, _exc: Exception) -> Response:
+        if request.url.path.endswith(".json"):  # fetched by a page's script: no redirect
+            body = ErrorBody(detail="Your UI session ended: sign in again.")
+            return JSONResponse(body.model_dump(), status_code=401)
         target = f"{UI_PREFIX}/sign-in?" + urlencode({"next": request.url.path})
         if request.headers.get("HX-Request"):  # htmx: make the whole page go there
             return Response(status_code=204, headers={"HX-Redirect": target})
