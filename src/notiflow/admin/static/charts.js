@@ -8,6 +8,7 @@
   "use strict";
 
   const HEIGHT = 240;
+  const MIN_MINUTES = 10; // a mailing's first minutes are not stretched over the whole width
   const SERIES = [
     { label: "sent", stroke: "#1d7a3a", fill: "rgba(29, 122, 58, 0.12)", width: 2 },
     { label: "failed", stroke: "#b3261e", width: 2 },
@@ -22,16 +23,40 @@
       sent.push(point.sent);
       failed.push(point.failed);
     }
+    // Before a mailing's first outcome nothing was sent: show a few of those minutes as zeros.
+    while (minutes.length > 0 && minutes.length < MIN_MINUTES) {
+      minutes.unshift(minutes[0] - 60);
+      sent.unshift(0);
+      failed.unshift(0);
+    }
     return [minutes, sent, failed];
+  }
+
+  // Ticks of the x axis, in seconds: whole minutes at least.
+  const TIME_STEPS = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+  const utc = (seconds) => uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC");
+  const hourMinute = uPlot.fmtDate("{HH}:{mm}");
+  const day = uPlot.fmtDate("{YYYY}-{MM}-{DD}");
+
+  // 24-hour UTC times under the x axis, with the date under the first one of each day.
+  function timeLabels(_plot, splits) {
+    return splits.map((seconds, n) => {
+      const date = utc(seconds);
+      const newDay = n === 0 || day(date) !== day(utc(splits[n - 1]));
+      return newDay ? `${hourMinute(date)}\n${day(date)}` : hourMinute(date);
+    });
   }
 
   function options(width) {
     return {
       width,
       height: HEIGHT,
-      tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC"),
+      tzDate: utc,
       scales: { y: { range: (_plot, _min, max) => [0, Math.max(1, max)] } },
-      axes: [{ label: "minute (UTC)" }, { label: "messages per minute" }],
+      axes: [
+        { label: "minute (UTC)", values: timeLabels, incrs: TIME_STEPS },
+        { label: "messages per minute" },
+      ],
       series: [{ label: "UTC", value: "{YYYY}-{MM}-{DD} {HH}:{mm}" }, ...SERIES],
     };
   }
@@ -79,7 +104,9 @@
         this.plot = new uPlot(options(this.width()), data, this.area);
       }
       this.figure.dataset.state = "drawn";
-      this.say(`${timeline.sent} sent, ${timeline.failed} failed in these ${timeline.points.length} minutes.`);
+      const minutes = timeline.points.length;
+      const span = minutes === 1 ? "in 1 minute" : `in these ${minutes} minutes`;
+      this.say(`${timeline.sent} sent, ${timeline.failed} failed ${span}.`);
     }
 
     async load() {
