@@ -49,6 +49,7 @@ async def _fill(kind: str, url: str, minutes_each: int, now: datetime) -> None:
     step = DAYS * 24 * 60 // MAILINGS  # minutes between two mailings' starts
     base = first.isoformat() if kind == "postgres" else first.strftime("%Y-%m-%d %H:%M:%S")
     start_of = _minute_sql(kind, ":base", f"(n - 1) * {step}")
+    end_of = _minute_sql(kind, ":base", f"(n - 1) * {step} + 2000")
     series = _SERIES[kind]
     engine = create_async_engine(url)
     try:
@@ -58,7 +59,7 @@ async def _fill(kind: str, url: str, minutes_each: int, now: datetime) -> None:
                 text(
                     "INSERT INTO mailings (id, text, start_time, end_time, operator_codes, tags, "
                     "status, created_at, updated_at) "
-                    f"SELECT n, 'bench', {start_of}, {_minute_sql(kind, ':base', f'(n - 1) * {step} + 2000')}, "
+                    f"SELECT n, 'bench', {start_of}, {end_of}, "
                     "'[]', '[]', CASE WHEN n = :count THEN 'running' ELSE 'completed' END, "
                     f"{start_of}, {start_of} FROM ({series}) AS s"
                 ),
