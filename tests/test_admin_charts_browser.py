@@ -47,6 +47,7 @@ def assert_stayed_local(log: BrowserLog, *paths: str) -> None:
     assert log.hosts() == {"127.0.0.1"}, log.requests
     for path in paths:
         assert path in log.paths(), f"{path} was not requested: {log.requests}"
+    assert not log.refused, log.refused  # nothing the page's CSP had to stop either
     assert not log.errors, log.errors
     assert not log.console_errors, log.console_errors
 
