@@ -90,11 +90,17 @@ async def test_the_charts_draw_a_mailing_sent_to_the_sandbox(
         # The counts poll themselves until the mailing is completed; the chart follows.
         await expect(page.locator("#mailing-counts .badge")).to_have_text("completed")
         counts: dict[str, Any] = (await api.get(f"/api/v1/mailings/{mailing_id}")).json()["stats"]
+        timeline = (await api.get(f"/api/v1/mailings/{mailing_id}/timeline")).json()
     sent, failed = counts["sent"], counts["failed"]
     assert sent + failed == AUDIENCE
     assert sent > 0, counts
     assert failed > 0, counts
     await expect_a_chart(page, sent, failed)
+    # Away from the cursor, the legend shows the last minute: the mailing's last outcomes.
+    latest = timeline["points"][-1]
+    await expect(page.locator(f"{CHART} .u-legend .u-series .u-value")).to_have_text(
+        [latest["at"][:16].replace("T", " "), str(latest["sent"]), str(latest["failed"])]
+    )
     assert_stayed_local(
         browser_log,
         vendored("uplot", "uPlot.iife.min.js"),

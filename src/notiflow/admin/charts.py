@@ -20,7 +20,6 @@ from notiflow.stats.endpoints import Hours, MailingId
 from notiflow.stats.schemas import Timeline
 from notiflow.web.static import vendored
 
-JSON_SUFFIX = ".json"
 # Refresh of a running mailing's chart: calmer than the counts' 2 s poll.
 REFRESH_SECONDS = 15
 UPLOT_JS = vendored("uplot", "uPlot.iife.min.js")  # listed in static/vendor/vendor.toml

@@ -16,6 +16,8 @@ from notiflow.admin.rendering import flash, redirect, render
 from notiflow.admin.session import UI_PREFIX
 from notiflow.core.errors import AppError, ErrorBody
 
+JSON_SUFFIX = ".json"  # the UI's routes fetched by its scripts (admin/charts.py)
+
 
 class ActionRefused(Exception):
     """The service refused a UI action: back to ``location`` with its reason shown."""
@@ -29,7 +31,8 @@ class ActionRefused(Exception):
 def _is_ui(request: Request) -> bool:
     """A page of the UI (its JSON routes, ``*.json``, answer errors as the API does)."""
     path = request.url.path
-    return (path == UI_PREFIX or path.startswith(UI_PREFIX + "/")) and not path.endswith(".json")
+    is_json = path.endswith(JSON_SUFFIX)
+    return (path == UI_PREFIX or path.startswith(UI_PREFIX + "/")) and not is_json
 
 
 def error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
@@ -57,7 +60,7 @@ def install_error_pages(app: FastAPI) -> None:
     api_validation_error = app.exception_handlers[RequestValidationError]
 
     async def on_sign_in_required(request: Request, _exc: Exception) -> Response:
-        if request.url.path.endswith(".json"):  # fetched by a page's script: no redirect
+        if request.url.path.endswith(JSON_SUFFIX):  # fetched by a page's script: no redirect
             body = ErrorBody(detail="Your UI session ended: sign in again.")
             return JSONResponse(body.model_dump(), status_code=401)
         target = f"{UI_PREFIX}/sign-in?" + urlencode({"next": request.url.path})

@@ -47,11 +47,19 @@
     });
   }
 
+  // Away from the cursor (and on a phone), the legend shows the latest minute.
+  function showLatest(plot) {
+    if (plot.cursor.idx == null && plot.data[0].length > 0) {
+      plot.setLegend({ idx: plot.data[0].length - 1 });
+    }
+  }
+
   function options(width) {
     return {
       width,
       height: HEIGHT,
       tzDate: utc,
+      hooks: { ready: [showLatest], setData: [showLatest], setCursor: [showLatest] },
       scales: { y: { range: (_plot, _min, max) => [0, Math.max(1, max)] } },
       axes: [
         { label: "minute (UTC)", values: timeLabels, incrs: TIME_STEPS },
