@@ -304,3 +304,17 @@ async def test_the_pages_hold_the_charts(
     assert int(chart["data-refresh"]) > 2
     # A mailing that is not running has nothing new to draw: no refresh.
     assert chart_of((await ui.get(f"/ui/mailings/{scheduled}")).text)["data-refresh"] == "0"
+
+
+async def test_a_deleted_mailing_leaves_the_timeline(
+    api: httpx.AsyncClient, seeder: Seeder, clock: FakeClock
+) -> None:
+    kept = (await make_mailing(api, clock.now, start_in=timedelta(0)))["id"]
+    deleted = (await make_mailing(api, clock.now, start_in=timedelta(0)))["id"]
+    await seeder.sent(kept, clock.now)
+    await seeder.sent(deleted, clock.now, clock.now - MINUTE)
+    assert (await api.get("/api/v1/stats/timeline")).json()["sent"] == 3
+    assert (await api.delete(f"/api/v1/mailings/{deleted}")).status_code == 204
+    after = (await api.get("/api/v1/stats/timeline")).json()
+    assert nonzero(after) == {iso(minute(clock.now)): (1, 0)}
+    assert (await api.get(f"/api/v1/mailings/{deleted}/timeline")).status_code == 404
