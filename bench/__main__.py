@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark and print one table. Not a test: figures, not assertions.
 
 Set NOTIFLOW_BENCH_ONLY to a comma-separated subset of
-import, stats, send, rss, scale, materialise, start, side.
+import, stats, timeline, send, rss, scale, materialise, start, side.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import delivery, import_clients, side_by_side, stats
+from bench import delivery, import_clients, side_by_side, stats, timeline
 from bench.common import Row, print_table
 
 
@@ -27,6 +27,10 @@ def main() -> int:
         if not only or "stats" in only:
             rows += stats.run(workdir)
             print("  done: stats", file=sys.stderr)
+        if not only or "timeline" in only:
+            for kind in ("sqlite", "postgres"):
+                rows += timeline.run(kind, workdir)
+            print("  done: timeline", file=sys.stderr)
         if not only or "send" in only:
             rows += delivery.throughput("postgres", workdir, 0)
             rows += delivery.throughput("postgres", workdir, 50, send_concurrency=512)

@@ -1,16 +1,19 @@
 """Fetch the vendored front-end assets again from npm (``make vendor``).
 
 Reads ``src/notiflow/static/vendor/vendor.toml``; for each package there, ``npm pack``s the exact
-version (npm checks the tarball against the registry's integrity hash), copies the listed files
-into ``src/notiflow/static/vendor/<name>-<version>/``, removes the package's other versions and
-rewrites ``src/notiflow/static/vendor/README.md``. Run twice, it changes nothing: ``git status``
-after it shows whether the committed files are exactly the published ones.
+version (npm checks the tarball against the registry's integrity hash), checks each listed file
+against its ``sha256`` in the manifest (the bytes that were reviewed; a new version prints its
+new ones to put there), copies them into ``src/notiflow/static/vendor/<name>-<version>/``,
+removes the package's other versions and rewrites ``src/notiflow/static/vendor/README.md``.
+Run twice, it changes nothing: ``git status`` after it shows whether the committed files are
+exactly the published ones.
 
 Needs ``npm`` (only here: Notiflow never needs Node to run or to be installed).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -44,8 +47,11 @@ README_TAIL = """
 1. Change its `version` (or add a `[[package]]`, with the `files` to copy, paths as inside the
    npm package) in `vendor.toml`; `npm view <name> version` shows the newest version.
 2. Run `make vendor`. It runs `npm pack <name>@<version>` (npm checks the download against the
-   registry's integrity hash), copies the listed files into `<name>-<version>/`, removes the
-   package's other versions and rewrites this file.
+   registry's integrity hash) and checks every file against its `sha256` in `vendor.toml`: for
+   a new version it stops and prints the new ones; review the files, put the hashes under the
+   package's `[package.sha256]` and run it again. It then copies the listed files into
+   `<name>-<version>/`, removes the package's other versions and rewrites this file. The tests
+   check the committed files against the same hashes.
 3. Run the browser tests (`.venv/bin/pytest -m browser`): they load `/docs` and `/redoc` in
    Chromium and fail if a page breaks or requests anything outside 127.0.0.1.
 
@@ -76,11 +82,28 @@ def _fetch(package: dict[str, Any], work: Path) -> Path:
     return work / "unpacked" / "package"
 
 
+def _check_hashes(package: dict[str, Any], source: Path) -> None:
+    """Refuse files whose sha256 is not the manifest's (or that the manifest has none for)."""
+    pinned: dict[str, str] = package.get("sha256", {})
+    found = {
+        Path(file).name: hashlib.sha256((source / file).read_bytes()).hexdigest()
+        for file in package["files"]
+    }
+    if found != pinned:
+        lines = "\n".join(f'"{name}" = "{digest}"' for name, digest in found.items())
+        raise SystemExit(
+            f"{package['name']}@{package['version']}: the files' sha256 are not those of "
+            f"vendor.toml. If this version is the one you mean (a new one, reviewed), put "
+            f"these under its [package.sha256]:\n{lines}"
+        )
+
+
 def vendor(package: dict[str, Any]) -> None:
     name, version = package["name"], package["version"]
     target = VENDOR / f"{name}-{version}"
     with tempfile.TemporaryDirectory() as tmp:
         source = _fetch(package, Path(tmp))
+        _check_hashes(package, source)
         if target.exists():
             shutil.rmtree(target)
         target.mkdir()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -143,6 +144,11 @@ def test_the_vendored_packages_are_what_the_manifest_and_readme_say() -> None:
         expected.add(directory)
         files = {Path(f).name for f in package["files"]}
         assert {p.name for p in (VENDOR / directory).iterdir()} == files
+        # The bytes are the reviewed ones `make vendor` checks the npm package against.
+        assert set(package["sha256"]) == files, f"{package['name']}: sha256 of every file"
+        for name, digest in package["sha256"].items():
+            content = (VENDOR / directory / name).read_bytes()
+            assert hashlib.sha256(content).hexdigest() == digest, f"{directory}/{name} changed"
         assert "LICENSE" in files, f"{package['name']} ships without its licence"
         row = f"| {package['version']} | {package['license']} |"
         assert row in readme, f"{package['name']} {package['version']} is not in the README"

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request, sta
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from notiflow.admin import access, audience, settings_page
+from notiflow.admin import access, audience, charts, settings_page
 from notiflow.admin import clients as client_pages
 from notiflow.admin.access import UiPrincipal
 from notiflow.admin.errors import ActionRefused, install_error_pages
@@ -126,6 +126,13 @@ async def dashboard(request: Request, session: SessionDep, clock: ClockDep) -> H
             # This process's engine knows its provider best; else the workers' heartbeats.
             "engine": engine.health() if engine is not None else None,
             "workers": live,
+            "chart": charts.chart(
+                request,
+                source="/charts/timeline.json",
+                empty=f"Nothing sent in the last {stats.DEFAULT_HOURS} hours.",
+                refresh=True,
+            ),
+            "chart_hours": stats.DEFAULT_HOURS,
         },
     )
 
@@ -336,6 +343,12 @@ async def mailing_page(
             "actions": _actions(request, principal, mailing),
             "poll_seconds": POLL_SECONDS,
             "can_clone": access.allowed(request, principal, access.CREATE),
+            "chart": charts.chart(
+                request,
+                source=f"/mailings/{mailing.id}/timeline.json",
+                empty="Nothing sent yet.",
+                refresh=mailing.status == MailingStatus.running,
+            ),
             "can_edit": mailing.status not in (MailingStatus.completed, MailingStatus.cancelled)
             and access.allowed(request, principal, access.EDIT),
         },
@@ -448,6 +461,7 @@ def install(app: FastAPI) -> None:
     """Serve the UI under /ui: its routes, static files, session cookie and HTML error pages
     (the API's JSON errors stay as they are everywhere else)."""
     install_oidc_sign_in(app, app.state.settings)  # /ui/auth/oidc: sign-in through OIDC
+    app.include_router(charts.router)
     app.include_router(router)
     client_pages.install(app)  # /ui/clients: the client pages (admin/clients.py)
     app.mount(f"{UI_PREFIX}/static", StaticFiles(directory=HERE / "static"), name="ui-static")

@@ -8,14 +8,16 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from notiflow.admin.access import SignInRequired
 from notiflow.admin.rendering import flash, redirect, render
 from notiflow.admin.session import UI_PREFIX
-from notiflow.core.errors import AppError
+from notiflow.core.errors import AppError, ErrorBody
+
+JSON_SUFFIX = ".json"  # the UI's routes fetched by its scripts (admin/charts.py)
 
 
 class ActionRefused(Exception):
@@ -32,7 +34,9 @@ def _is_ui(request: Request) -> bool:
 
 
 def _is_ui_path(path: str) -> bool:
-    return path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
+    """A page of the UI (its JSON routes, ``*.json``, answer errors as the API does)."""
+    is_ui = path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
+    return is_ui and not path.endswith(JSON_SUFFIX)
 
 
 def _page_outside_handlers(scope: Scope, status_code: int, detail: str) -> Response | None:
@@ -68,6 +72,9 @@ def install_error_pages(app: FastAPI) -> None:
     api_validation_error = app.exception_handlers[RequestValidationError]
 
     async def on_sign_in_required(request: Request, _exc: Exception) -> Response:
+        if request.url.path.endswith(JSON_SUFFIX):  # fetched by a page's script: no redirect
+            body = ErrorBody(detail="Your UI session ended: sign in again.")
+            return JSONResponse(body.model_dump(), status_code=401)
         target = f"{UI_PREFIX}/sign-in?" + urlencode({"next": request.url.path})
         if request.headers.get("HX-Request"):  # htmx: make the whole page go there
             return Response(status_code=204, headers={"HX-Redirect": target})

@@ -126,3 +126,40 @@ async def sent_since(
     )
     counts.update({mailing_id: int(sent or 0) for mailing_id, sent in rows})
     return counts
+
+
+async def outcomes_per_minute(
+    session: AsyncSession, *, first: datetime, last: datetime, mailing_id: int | None = None
+) -> dict[datetime, tuple[int, int]]:
+    """Messages sent and failed in each minute from ``first`` to ``last`` (both included, both
+    the start of a minute), over every mailing or one; minutes with nothing are absent.
+
+    Read from the per-minute counters (``mailing_timeline``, written with every outcome), never
+    from the messages: the cost grows with mailings × minutes, not with messages."""
+    query = (
+        select(
+            MailingTimeline.at,
+            func.sum(MailingTimeline.sent),
+            func.sum(MailingTimeline.failed),
+        )
+        .where(MailingTimeline.at >= first, MailingTimeline.at <= last)
+        .group_by(MailingTimeline.at)
+    )
+    if mailing_id is not None:
+        query = query.where(MailingTimeline.mailing_id == mailing_id)
+    rows = await session.execute(query)
+    return {at: (int(sent or 0), int(failed or 0)) for at, sent, failed in rows}
+
+
+async def outcome_minutes(
+    session: AsyncSession, mailing_id: int
+) -> tuple[datetime | None, datetime | None]:
+    """The first and the last minute in which a message of the mailing was sent or failed."""
+    row = (
+        await session.execute(
+            select(func.min(MailingTimeline.at), func.max(MailingTimeline.at)).where(
+                MailingTimeline.mailing_id == mailing_id
+            )
+        )
+    ).one()
+    return row[0], row[1]

@@ -104,3 +104,45 @@ class OverallStats(BaseModel):
         description="Every status is present, with 0 when none."
     )
     messages: MessageCounts
+
+
+class Timeline(BaseModel):
+    """Messages per minute by outcome over a range of minutes, for all mailings or for one."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "mailing_id": 7,
+                    "status": "running",
+                    "start": "2026-11-22T10:00:00Z",
+                    "end": "2026-11-22T10:02:00Z",
+                    "points": [
+                        {"at": "2026-11-22T10:00:00Z", "sent": 80, "failed": 2},
+                        {"at": "2026-11-22T10:01:00Z", "sent": 0, "failed": 0},
+                        {"at": "2026-11-22T10:02:00Z", "sent": 75, "failed": 1},
+                    ],
+                    "sent": 155,
+                    "failed": 3,
+                }
+            ]
+        }
+    )
+
+    mailing_id: int | None = Field(description="The mailing; null for every mailing together.")
+    status: MailingStatus | None = Field(
+        description="The mailing's status (null for every mailing): while it is `running`, "
+        "later minutes may still change."
+    )
+    start: datetime | None = Field(
+        description="The first minute of the range (UTC); null when the mailing has no outcome yet."
+    )
+    end: datetime | None = Field(
+        description="The last minute of the range, included (UTC); null with `start`."
+    )
+    points: list[TimelinePoint] = Field(
+        description="Every minute from `start` to `end`, oldest first, with 0 for a minute in "
+        "which nothing happened (no gaps)."
+    )
+    sent: int = Field(description="Messages sent over the range.")
+    failed: int = Field(description="Messages that failed for good over the range.")
