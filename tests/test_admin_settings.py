@@ -119,6 +119,37 @@ def test_secrets_and_passwords_are_never_shown() -> None:
         assert secret not in every_value
 
 
+def test_the_report_and_sign_in_settings_are_shown_without_their_secrets() -> None:
+    settings = Settings(
+        report_to="ops@example.com",
+        report_from="notiflow@example.com",
+        smtp_url="smtp://mailer:smtp-password-Hy6@smtp.example.com:587",
+        oidc_issuer="https://login.example.com/realms/notiflow",
+        oidc_client_id="notiflow-ui",
+        oidc_client_secret="oidc-secret-Vb2",
+        oidc_allowed_domains="example.com",
+        _env_file=None,
+    )
+    shown = {row.variable: row.value for _group, rows in setting_rows(settings) for row in rows}
+    assert shown["NOTIFLOW_REPORT_TO"] == "ops@example.com"
+    assert shown["NOTIFLOW_SMTP_URL"] == "set"
+    assert shown["NOTIFLOW_OIDC_ISSUER"] == "https://login.example.com/realms/notiflow"
+    assert shown["NOTIFLOW_OIDC_CLIENT_SECRET"] == "set"
+    assert shown["NOTIFLOW_OIDC_ALLOWED_DOMAINS"] == "example.com"
+    assert shown["NOTIFLOW_OIDC_ALLOWED_EMAILS"] == "not set"
+    assert shown["NOTIFLOW_OIDC_ROLE"] == "send"
+    every_value = " ".join(shown.values())
+    for secret in ("smtp-password-Hy6", "oidc-secret-Vb2"):
+        assert secret not in every_value
+    unset = {
+        row.variable: row.value
+        for _g, rows in setting_rows(Settings(_env_file=None))
+        for row in rows
+    }
+    assert unset["NOTIFLOW_SMTP_URL"] == "not set: no daily report is sent"
+    assert unset["NOTIFLOW_OIDC_ISSUER"] == "not set"
+
+
 async def test_settings_list_every_known_worker(
     app: Any, api: httpx.AsyncClient, ui: httpx.AsyncClient, clock: FakeClock
 ) -> None:

@@ -81,6 +81,30 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "Daily report",
+        (
+            "report_to",
+            "report_from",
+            "report_timezone",
+            "report_time",
+            "report_max_late",
+            "smtp_url",
+            "smtp_timeout",
+        ),
+    ),
+    (
+        "Sign-in through OpenID Connect",
+        (
+            "oidc_issuer",
+            "oidc_client_id",
+            "oidc_client_secret",
+            "oidc_allowed_emails",
+            "oidc_allowed_domains",
+            "oidc_role",
+            "oidc_scopes",
+        ),
+    ),
+    (
         "This process",
         (
             "database_url",
@@ -95,8 +119,11 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 # Shown only as set or not set, never their values, not even in part.
-SECRETS = frozenset({"provider_token", "metrics_token", "session_secret", "smtp_url"})
+SECRETS = frozenset(
+    {"provider_token", "metrics_token", "session_secret", "smtp_url", "oidc_client_secret"}
+)
 _UNSET = {
+    "smtp_url": "not set: no daily report is sent",
     "provider_token": "not set: no Authorization header is sent",
     "metrics_token": "not set: /metrics needs no token",
     "session_secret": "not set: a key generated once and stored in the database",
@@ -131,6 +158,8 @@ def _shown(name: str, value: Any) -> str:
         return "set" if is_set else _UNSET.get(name, "not set")
     if name == "provider_url":
         return _without_credentials(value) if value else "built-in sandbox"
+    if value is None or value == []:
+        return "not set"
     if name == "database_url":
         return make_url(value).render_as_string(hide_password=True)
     if isinstance(value, Enum):
