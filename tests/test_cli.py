@@ -255,6 +255,7 @@ def test_serve_on_embedded_defaults_generates_a_token(tmp_path: Path) -> None:
         assert httpx.get(f"{base}/stats", headers=auth).status_code == 200
         assert (tmp_path / "notiflow.db").exists()
         assert "built-in sandbox" in output
+        assert f"UI:       http://127.0.0.1:{port}/ui/ (sign in with an API token)" in output
         # With no provider configured, mailings really run: to the built-in sandbox.
         for phone in ("79001234567", "79001234568"):
             httpx.post(f"{base}/clients", json={"phone": phone}, headers=auth).raise_for_status()
@@ -280,6 +281,25 @@ def test_serve_on_embedded_defaults_generates_a_token(tmp_path: Path) -> None:
     assert process.returncode == 0 or process.returncode == -15
     if process.stdout:
         process.stdout.close()
+
+
+def test_the_banner_names_the_uis_sign_in(capsys: pytest.CaptureFixture[str]) -> None:
+    from notiflow.cli import _banner
+    from notiflow.config import Settings
+
+    oidc = Settings(
+        oidc_issuer="https://login.example.com/realms/notiflow",
+        oidc_client_id="notiflow-ui",
+        oidc_client_secret="secret",
+        oidc_allowed_domains="example.com",
+        _env_file=None,
+    )
+    _banner(oidc, "127.0.0.1", 8000, None, engine=False)
+    banner = capsys.readouterr().out
+    assert (
+        "UI:       http://127.0.0.1:8000/ui/ (sign in with login.example.com or an API token)"
+        in (banner)
+    )
 
 
 @pytest.mark.parametrize("argv", [["serve", "--port", "0"], ["serve", "--port", "70000"]])

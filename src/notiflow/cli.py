@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 
@@ -135,10 +136,13 @@ def _ensure_token(settings: Settings) -> str | None:
 
 def _banner(settings: Settings, host: str, port: int, token: str | None, *, engine: bool) -> None:
     base = f"http://{host}:{port}"
+    sign_in = "an API token"
+    if settings.oidc_issuer is not None:
+        sign_in = f"{urlsplit(settings.oidc_issuer).hostname} or an API token"
     lines = [
         "",
         f"  Notiflow {__version__} is starting",
-        f"  UI:       {base}/ui/ (sign in with an API token)",
+        f"  UI:       {base}/ui/ (sign in with {sign_in})",
         f"  API:      {base}/api/v1",
         f"  Docs:     {base}/docs",
         f"  Health:   {base}/health",
