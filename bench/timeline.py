@@ -50,6 +50,7 @@ async def _fill(kind: str, url: str, minutes_each: int, now: datetime) -> None:
     base = first.isoformat() if kind == "postgres" else first.strftime("%Y-%m-%d %H:%M:%S")
     start_of = _minute_sql(kind, ":base", f"(n - 1) * {step}")
     end_of = _minute_sql(kind, ":base", f"(n - 1) * {step} + 2000")
+    finish_of = _minute_sql(kind, ":base", f"(n - 1) * {step} + {minutes_each}")
     series = _SERIES[kind]
     engine = create_async_engine(url)
     try:
@@ -58,9 +59,10 @@ async def _fill(kind: str, url: str, minutes_each: int, now: datetime) -> None:
             await connection.execute(
                 text(
                     "INSERT INTO mailings (id, text, start_time, end_time, operator_codes, tags, "
-                    "status, created_at, updated_at) "
+                    "status, started_at, finished_at, created_at, updated_at) "
                     f"SELECT n, 'bench', {start_of}, {end_of}, "
                     "'[]', '[]', CASE WHEN n = :count THEN 'running' ELSE 'completed' END, "
+                    f"{start_of}, CASE WHEN n = :count THEN NULL ELSE {finish_of} END, "
                     f"{start_of}, {start_of} FROM ({series}) AS s"
                 ),
                 params,

@@ -318,3 +318,25 @@ async def test_a_deleted_mailing_leaves_the_timeline(
     after = (await api.get("/api/v1/stats/timeline")).json()
     assert nonzero(after) == {iso(minute(clock.now)): (1, 0)}
     assert (await api.get(f"/api/v1/mailings/{deleted}/timeline")).status_code == 404
+
+
+async def test_every_mailings_hours_count_a_late_answer_of_a_mailing_that_ended_before_them(
+    api: httpx.AsyncClient, seeder: Seeder, clock: FakeClock
+) -> None:
+    """Over every mailing, counters are read for the mailings that may have some in the range:
+    one that ended shortly before it still has the answers to its last requests written after
+    its end, and they count; one that ended long before has none there."""
+    cancelled_at = clock.now
+    late = (await make_mailing(api, cancelled_at, start_in=timedelta(0)))["id"]
+    early = (await make_mailing(api, cancelled_at, start_in=timedelta(0)))["id"]
+    await seeder.sent(early, cancelled_at)
+    assert (await api.post(f"/api/v1/mailings/{late}/cancel")).status_code == 200
+    assert (await api.post(f"/api/v1/mailings/{early}/cancel")).status_code == 200
+    # The range (the last hour) begins 6 minutes after both ended; an answer to a request in
+    # flight at the cancel was written 10 minutes after it.
+    now = clock.advance(hours=1, minutes=5)
+    await seeder.sent(late, cancelled_at + 10 * MINUTE)
+    body = (await api.get("/api/v1/stats/timeline?hours=1")).json()
+    assert nonzero(body) == {iso(minute(cancelled_at) + 10 * MINUTE): (1, 0)}
+    assert body["sent"] == 1
+    assert body["end"] == iso(minute(now))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from notiflow.db.base import Base
@@ -50,8 +50,8 @@ class MailingTimeline(Base):
     """Messages that became ``sent`` or ``failed`` per minute."""
 
     __tablename__ = "mailing_timeline"
-    # Every mailing's last hours (the dashboard's chart); the key serves one mailing's minutes.
-    __table_args__ = (Index("ix_mailing_timeline_at", "at"),)
+    # No index on ``at`` alone: every mailing's last hours are read through the key, mailing by
+    # mailing (``notiflow.stats.repository``); such an index slowed the engine's write-back.
 
     mailing_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("mailings.id", ondelete="CASCADE"), primary_key=True
