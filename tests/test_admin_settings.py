@@ -504,11 +504,12 @@ async def test_the_preview_shows_the_apis_errors_not_a_500(
             "start_time": iso(clock()),
             "end_time": iso(clock() + timedelta(hours=1)),
             "filter": {"operator_codes": ["9x"]},
-            "send_window": {"start": "25:00", "end": None},
+            "send_window": {"start": "25:00"},  # an empty field is a missing one
         },
     )
     assert api_answer.status_code == 422
     shown = html.unescape(response.text)
+    assert "Send window to: required" in shown
     for error in api_answer.json()["errors"]:
         assert error["message"] in shown
     assert "Operator codes:" in fragment.text("audience-errors")

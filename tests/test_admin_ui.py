@@ -511,12 +511,20 @@ async def test_the_form_shows_the_apis_errors_next_to_the_fields(
             "start_time": bad["start_time"],
             "end_time": bad["end_time"],
             "filter": {"operator_codes": ["9x"], "tags": []},
-            "send_window": {"start": "25:00", "end": None},
+            "send_window": {"start": "25:00"},  # an empty field is a missing one
         },
     )
     assert api_answer.status_code == 422
     for error in api_answer.json()["errors"]:
         assert error["message"] in html.unescape(response.text)
+    # An empty start or end time is "required", as a missing one is in the API.
+    empty = await ui.post(
+        "/ui/mailings/new",
+        data={"csrf_token": csrf, "text": "hi", "start_time": "", "end_time": ""},
+    )
+    assert empty.status_code == 422
+    assert set(_field_errors(empty.text)) == {"start_time", "end_time"}
+    assert html.unescape(empty.text).count(">required<") == 2
     # An end before the start is the service's rule: shown too, nothing created.
     order = {**bad, "text": "hi", "operator_codes": "", "window_start": ""}
     order["end_time"] = (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")

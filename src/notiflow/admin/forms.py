@@ -141,16 +141,12 @@ class MailingForm(SchemaForm[MailingReplace]):
         v = self.values
         body: dict[str, Any] = {
             "text": v["text"],
-            "start_time": v["start_time"] or None,
-            "end_time": v["end_time"] or None,
+            **_given(start_time=v["start_time"], end_time=v["end_time"]),
             "filter": {"operator_codes": _list(v["operator_codes"]), "tags": _list(v["tags"])},
             "send_window": None,
         }
         if v["window_start"] or v["window_end"]:
-            body["send_window"] = {
-                "start": v["window_start"] or None,
-                "end": v["window_end"] or None,
-            }
+            body["send_window"] = _given(start=v["window_start"], end=v["window_end"])
         return body
 
     def audience(self) -> Audience | None:
@@ -191,6 +187,11 @@ class ClientForm(SchemaForm[ClientCreate]):
         if v["phone"]:  # an empty one is missing: "required", as the API says
             body["phone"] = v["phone"]
         return body
+
+
+def _given(**fields: str) -> dict[str, str]:
+    """The fields filled in: an empty one is missing from the body, "required" as the API says."""
+    return {name: value for name, value in fields.items() if value}
 
 
 def _list(text: str) -> list[str]:
