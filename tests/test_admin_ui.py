@@ -624,3 +624,39 @@ async def test_a_poll_leaves_the_message_for_the_page_and_updates_the_heading(
     assert [e for e in Html(page.text).elements if e.get("id") == "mailing-status"] == [
         {"tag": "span", "class": "badge status-paused", "id": "mailing-status"}
     ]
+
+
+async def test_a_poll_brings_the_buttons_of_the_mailings_status(
+    app: Any, api: httpx.AsyncClient, ui: httpx.AsyncClient, clock: Any
+) -> None:
+    """The page's buttons follow its mailing (an out-of-band swap of each poll): once it is
+    paused the page offers Resume, not Pause; once it ended, neither Pause nor Cancel."""
+    mailing_id = (await make_mailing(api, clock(), start_in=timedelta(0)))["id"]
+    csrf = await sign_in(ui)
+    page_url = f"/ui/mailings/{mailing_id}"
+
+    def buttons(text: str) -> list[str]:
+        found = Html(text)
+        return [e["value"] for e in found.elements if e["tag"] == "button" and "value" in e]
+
+    assert buttons((await ui.get(page_url)).text) == ["pause", "cancel", "delete"]
+    assert (await api.post(f"/api/v1/mailings/{mailing_id}/pause")).status_code == 200
+    polled = await ui.get(f"{page_url}/counts", headers={"HX-Request": "true"})
+    actions = [e for e in Html(polled.text).elements if e.get("id") == "mailing-actions"]
+    assert actions == [
+        {"tag": "div", "class": "actions", "id": "mailing-actions", "hx-swap-oob": "true"}
+    ]
+    assert buttons(polled.text) == ["resume", "cancel", "delete"]
+    cancelled = await ui.post(f"{page_url}/cancel", data={"csrf_token": csrf})
+    assert cancelled.status_code == 303
+    polled = await ui.get(f"{page_url}/counts", headers={"HX-Request": "true"})
+    assert buttons(polled.text) == ["delete"]
+    # A role that may do none of it gets no buttons, and the empty row is hidden.
+    read_ui = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+    async with read_ui:
+        await sign_in(read_ui, await make_token(api, "read"))
+        polled = await read_ui.get(f"{page_url}/counts", headers={"HX-Request": "true"})
+    assert buttons(polled.text) == []
+    row = [e for e in Html(polled.text).elements if e.get("id") == "mailing-actions"]
+    assert len(row) == 1
+    assert row[0]["hidden"] == ""

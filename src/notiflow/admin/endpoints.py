@@ -310,6 +310,16 @@ def _actions(request: Request, principal: UiPrincipal, mailing: Mailing) -> list
     return shown
 
 
+def _buttons(request: Request, principal: UiPrincipal, mailing: Mailing) -> dict[str, Any]:
+    """What _mailing_actions.html offers for the mailing as it is now."""
+    return {
+        "actions": _actions(request, principal, mailing),
+        "can_clone": access.allowed(request, principal, access.CREATE),
+        "can_edit": mailing.status not in (MailingStatus.completed, MailingStatus.cancelled)
+        and access.allowed(request, principal, access.EDIT),
+    }
+
+
 @pages.get("/mailings/{mailing_id}")
 async def mailing_page(
     request: Request,
@@ -340,26 +350,24 @@ async def mailing_page(
             "limit": PAGE_SIZE,
             "status_filter": message_status.value if message_status else "",
             "statuses": [s.value for s in MessageStatus],
-            "actions": _actions(request, principal, mailing),
+            **_buttons(request, principal, mailing),
             "poll_seconds": POLL_SECONDS,
-            "can_clone": access.allowed(request, principal, access.CREATE),
             "chart": charts.chart(
                 request,
                 source=f"/mailings/{mailing.id}/timeline.json",
                 empty="Nothing sent yet.",
                 refresh=mailing.status == MailingStatus.running,
             ),
-            "can_edit": mailing.status not in (MailingStatus.completed, MailingStatus.cancelled)
-            and access.allowed(request, principal, access.EDIT),
         },
     )
 
 
 @pages.get("/mailings/{mailing_id}/counts")
 async def mailing_counts(
-    request: Request, mailing_id: MailingId, session: SessionDep
+    request: Request, principal: UiPrincipal, mailing_id: MailingId, session: SessionDep
 ) -> HTMLResponse:
-    """The counts of a mailing's page alone, which polls itself while the mailing runs."""
+    """The counts of a mailing's page alone, which polls itself while the mailing runs (with
+    the heading's badge and the buttons, out of band)."""
     mailing = await mailings.get(session, mailing_id)
     summary = await stats.for_mailing(session, mailing_id)
     return render(
@@ -371,6 +379,7 @@ async def mailing_counts(
             "progress": _progress(summary.stats),
             "statuses": [s.value for s in MessageStatus],
             "poll_seconds": POLL_SECONDS,
+            **_buttons(request, principal, mailing),
         },
     )
 
