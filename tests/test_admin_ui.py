@@ -607,6 +607,8 @@ async def test_a_poll_leaves_the_message_for_the_page_and_updates_the_heading(
     page_url = f"/ui/mailings/{mailing_id}"
     paused = await ui.post(f"{page_url}/pause", data={"csrf_token": csrf})
     assert paused.status_code == 303, paused.text
+    reason = (await api.get(f"/api/v1/mailings/{mailing_id}")).json()["paused_reason"]
+    assert reason == "paused in the admin UI by config#1"  # who paused it, as the audit says
 
     polled = await ui.get(f"{page_url}/counts", headers={"HX-Request": "true"})
     assert polled.status_code == 200

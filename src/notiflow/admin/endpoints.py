@@ -443,7 +443,13 @@ async def mailing_action(
         if action == "start":
             await mailings.start(session, mailing_id, clock=clock, notify=notify)
         elif action == "pause":
-            await mailings.pause(session, mailing_id, clock=clock, halt=halt)
+            await mailings.pause(
+                session,
+                mailing_id,
+                clock=clock,
+                halt=halt,
+                reason=f"paused in the admin UI by {principal.name}",
+            )
         elif action == "resume":
             await mailings.resume(session, mailing_id, clock=clock, notify=notify)
         else:
