@@ -170,10 +170,9 @@ async def test_future_start_is_on_time(
     await start_engine(engine_poll_seconds=30)  # the scheduler must wake by the start time itself
     mailing = await create_mailing(api, clock, start_in=1.5)
     assert mailing["status"] == "scheduled"
-    await asyncio.sleep(1.0)
-    assert provider.received == []
     await wait_for(lambda: completed(api, mailing["id"]), within=10)
     start = clock().fromisoformat(mailing["start_time"].replace("Z", "+00:00")).timestamp()
+    # Nothing before the start time (every request arrived after it), the first one soon after.
     first = min(e.at for e in provider.received)
     assert 0 <= first - start <= 1.0, first - start
 
