@@ -6,6 +6,7 @@ import asyncio
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -186,3 +187,15 @@ def fill_clients(url: str, count: int) -> None:
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def timed(call: object, repeat: int) -> tuple[float, float]:
+    """Median and p95, in milliseconds, of ``repeat`` HTTP requests made by ``call``."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = call()  # type: ignore[operator]
+        samples.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.common import Row, database, insert_clients, server
+from bench.common import Row, database, insert_clients, server, timed
 
 MESSAGES = 1_000_000
 TARGET_MS = 100.0
@@ -77,17 +76,6 @@ async def _fill(url: str, mailing_id: int) -> float:
         await engine.dispose()
 
 
-def _timed(call: object, repeat: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        response = call()  # type: ignore[operator]
-        samples.append((time.perf_counter() - started) * 1000)
-        response.raise_for_status()
-    samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
-
-
 def run(workdir: Path) -> list[Row]:
     rows: list[Row] = []
     with database("postgres", workdir) as url, server(url, workdir) as (http, _pid):
@@ -107,7 +95,7 @@ def run(workdir: Path) -> list[Row]:
             ("GET /mailings/{id}/stats, 1M messages", f"/api/v1/mailings/{mailing['id']}/stats"),
             ("GET /stats, 1M messages", "/api/v1/stats"),
         ):
-            median, p95 = _timed(lambda path=path: http.get(path), REPEAT)
+            median, p95 = timed(lambda path=path: http.get(path), REPEAT)
             rows.append(
                 Row(
                     label,
@@ -133,7 +121,7 @@ def run(workdir: Path) -> list[Row]:
                 {**preview, "filter": {"operator_codes": ["900", "916"], "tags": ["tag1", "tag2"]}},
             ),
         ):
-            median, p95 = _timed(
+            median, p95 = timed(
                 lambda body=body: http.post("/api/v1/mailings/preview", json=body), REPEAT // 2
             )
             rows.append(

@@ -11,15 +11,13 @@ many counter rows as messages, the most there can be).
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.common import Row, database, server
+from bench.common import Row, database, server, timed
 
 MAILINGS = 1_000
 PER_MAILING = 1_000  # messages: 1,000,000 in all
@@ -95,17 +93,6 @@ async def _fill(kind: str, url: str, minutes_each: int, now: datetime) -> None:
         await engine.dispose()
 
 
-def _timed(call: object, repeat: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        response = call()  # type: ignore[operator]
-        samples.append((time.perf_counter() - started) * 1000)
-        response.raise_for_status()
-    samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
-
-
 def run(kind: str, workdir: Path, shapes: dict[str, int] = SHAPES) -> list[Row]:
     rows: list[Row] = []
     for shape, minutes_each in shapes.items():
@@ -120,7 +107,7 @@ def run(kind: str, workdir: Path, shapes: dict[str, int] = SHAPES) -> list[Row]:
                 ):
                     body = http.get(path).json()
                     assert body["sent"] > 0, (path, body["sent"])
-                    median, p95 = _timed(lambda path=path: http.get(path), REPEAT)
+                    median, p95 = timed(lambda path=path: http.get(path), REPEAT)
                     rows.append(
                         Row(
                             f"{label}, 1M messages, {shape}",
